@@ -1,0 +1,73 @@
+"""Tensor aliases used in dastc signatures.
+
+The annotation string names the axes, so a reader (and the API docs) see the
+layout at a glance: ``Clip`` is ``(B, T, C, H, W)``, ``Image`` is
+``(B, C, H, W)``. They are plain :class:`torch.Tensor` at run time.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from torch import Tensor
+
+__all__ = [
+    "Clip",
+    "Image",
+    "ClipOrImage",
+    "LabelClip",
+    "LabelImage",
+    "LabelMap",
+    "MaskClip",
+    "Mask",
+    "WeightClip",
+    "Weights",
+    "FeatureClip",
+    "FeatureImage",
+    "Features",
+    "LogitClip",
+    "LogitImage",
+    "Logits",
+    "FlowClip",
+    "FlowImage",
+    "Flow",
+    "PrototypeVectors",
+    "PrototypeCounts",
+    "PrototypePresent",
+]
+
+Clip = Annotated[Tensor, "B T C H W"]
+"""A float clip ``(B, T, C, H, W)``, oldest frame first."""
+Image = Annotated[Tensor, "B C H W"]
+"""A float image batch ``(B, C, H, W)``."""
+ClipOrImage = Union[Clip, Image]
+
+LabelClip = Annotated[Tensor, "B T H W"]
+"""``torch.long`` labels ``(B, T, H, W)`` in ``[0, K)`` or ``ignore_index``."""
+LabelImage = Annotated[Tensor, "B H W"]
+LabelMap = Union[LabelClip, LabelImage]
+
+MaskClip = Annotated[Tensor, "B T H W"]
+"""``torch.bool`` mask ``(B, T, H, W)``."""
+Mask = Union[MaskClip, Annotated[Tensor, "B H W"]]
+
+WeightClip = Annotated[Tensor, "B T H W"]
+"""Float per-pixel weights ``(B, T, H, W)`` in ``[0, 1]``."""
+Weights = Union[WeightClip, Annotated[Tensor, "B H W"]]
+
+FeatureClip = Annotated[Tensor, "B T C h w"]
+FeatureImage = Annotated[Tensor, "B C h w"]
+Features = Union[FeatureClip, FeatureImage]
+
+LogitClip = Annotated[Tensor, "B T K H W"]
+LogitImage = Annotated[Tensor, "B K H W"]
+Logits = Union[LogitClip, LogitImage]
+
+FlowClip = Annotated[Tensor, "B T 2 H W"]
+"""Backward optical flow ``(B, T, 2, H, W)``: (dx, dy) in pixels from frame t to the reference frame."""
+FlowImage = Annotated[Tensor, "B 2 H W"]
+Flow = Union[FlowClip, FlowImage]
+
+PrototypeVectors = Annotated[Tensor, "K C"]
+PrototypeCounts = Annotated[Tensor, "K"]
+PrototypePresent = Annotated[Tensor, "K"]
