@@ -151,8 +151,7 @@ def check_same_shape(a: Tensor, a_name: str, b: Tensor, b_name: str) -> None:
     """Raise ``ValueError`` unless ``a.shape == b.shape`` (no broadcasting)."""
     if a.shape != b.shape:
         raise ValueError(
-            f"{b_name}: expected the same shape as {a_name} {tuple(a.shape)}, "
-            f"got {describe(b)}"
+            f"{b_name}: expected the same shape as {a_name} {tuple(a.shape)}, got {describe(b)}"
         )
 
 

@@ -7,7 +7,7 @@ layout at a glance: ``Clip`` is ``(B, T, C, H, W)``, ``Image`` is
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 from torch import Tensor
 
@@ -40,33 +40,33 @@ Clip = Annotated[Tensor, "B T C H W"]
 """A float clip ``(B, T, C, H, W)``, oldest frame first."""
 Image = Annotated[Tensor, "B C H W"]
 """A float image batch ``(B, C, H, W)``."""
-ClipOrImage = Union[Clip, Image]
+ClipOrImage = Clip | Image
 
 LabelClip = Annotated[Tensor, "B T H W"]
 """``torch.long`` labels ``(B, T, H, W)`` in ``[0, K)`` or ``ignore_index``."""
 LabelImage = Annotated[Tensor, "B H W"]
-LabelMap = Union[LabelClip, LabelImage]
+LabelMap = LabelClip | LabelImage
 
 MaskClip = Annotated[Tensor, "B T H W"]
 """``torch.bool`` mask ``(B, T, H, W)``."""
-Mask = Union[MaskClip, Annotated[Tensor, "B H W"]]
+Mask = MaskClip | Annotated[Tensor, "B H W"]
 
 WeightClip = Annotated[Tensor, "B T H W"]
 """Float per-pixel weights ``(B, T, H, W)`` in ``[0, 1]``."""
-Weights = Union[WeightClip, Annotated[Tensor, "B H W"]]
+Weights = WeightClip | Annotated[Tensor, "B H W"]
 
 FeatureClip = Annotated[Tensor, "B T C h w"]
 FeatureImage = Annotated[Tensor, "B C h w"]
-Features = Union[FeatureClip, FeatureImage]
+Features = FeatureClip | FeatureImage
 
 LogitClip = Annotated[Tensor, "B T K H W"]
 LogitImage = Annotated[Tensor, "B K H W"]
-Logits = Union[LogitClip, LogitImage]
+Logits = LogitClip | LogitImage
 
 FlowClip = Annotated[Tensor, "B T 2 H W"]
-"""Backward optical flow ``(B, T, 2, H, W)``: (dx, dy) in pixels from frame t to the reference frame."""
+"""Backward flow ``(B, T, 2, H, W)``: (dx, dy) in pixels from frame t to the reference frame."""
 FlowImage = Annotated[Tensor, "B 2 H W"]
-Flow = Union[FlowClip, FlowImage]
+Flow = FlowClip | FlowImage
 
 PrototypeVectors = Annotated[Tensor, "K C"]
 PrototypeCounts = Annotated[Tensor, "K"]

@@ -1,0 +1,366 @@
+"""Bidirectional class mixing of clips (ClassMix over time), the functional core.
+
+For each clip a set of whole classes is drawn once, from the valid classes
+present in its label map, and its pixels in *every* frame are pasted onto the
+other domain's clip, so a pasted object stays pasted as it moves.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from dastc import _validate as V
+from dastc._rank import as_clip, as_input_rank
+
+__all__ = ["ClipMixOutput", "bidirectional_clip_mix", "sample_class_masks"]
+
+_CLIP = ("B T C H W", "B C H W")
+_LABEL = ("B T H W", "B H W")
+
+
+class ClipMixOutput(NamedTuple):
+    """Result of :func:`bidirectional_clip_mix` / :class:`dastc.BidirectionalClipMix`.
+
+    Every field has the rank of the input (clip ``(B, T, ...)`` or image ``(B, ...)``).
+
+    Attributes:
+        s2t_clip: float ``(B, T, C, H, W)``, source classes pasted on the target clip.
+        s2t_label: long ``(B, T, H, W)``, source label inside the mask, target label outside.
+        s2t_weight: float ``(B, T, H, W)``, 1 inside the mask, ``tgt_weight`` outside.
+        s2t_mask: bool ``(B, T, H, W)``, True where the pixel comes from the source clip.
+        t2s_clip: float ``(B, T, C, H, W)``, target classes pasted on the source clip.
+        t2s_label: long ``(B, T, H, W)``, target label inside the mask, source label outside.
+        t2s_weight: float ``(B, T, H, W)``, ``tgt_weight`` inside the mask, 1 outside.
+        t2s_mask: bool ``(B, T, H, W)``, True where the pixel comes from the target clip.
+        s2t_flow: float ``(B, T, 2, H, W)`` mixed like ``s2t_clip``, or None without flows.
+        t2s_flow: float ``(B, T, 2, H, W)`` mixed like ``t2s_clip``, or None without flows.
+    """
+
+    s2t_clip: Tensor
+    s2t_label: Tensor
+    s2t_weight: Tensor
+    s2t_mask: Tensor
+    t2s_clip: Tensor
+    t2s_label: Tensor
+    t2s_weight: Tensor
+    t2s_mask: Tensor
+    s2t_flow: Tensor | None = None
+    t2s_flow: Tensor | None = None
+
+
+def _present_classes(labels: Tensor, num_classes: int) -> Tensor:
+    """``(B, K)`` bool: class k occurs in clip b (labels already mapped so ignore -> K)."""
+    B = labels.shape[0]
+    present = torch.zeros(B, num_classes + 1, dtype=torch.bool, device=labels.device)
+    present.scatter_(1, labels.reshape(B, -1), True)
+    return present[:, :num_classes]
+
+
+def _map_ignore(labels: Tensor, num_classes: int) -> Tensor:
+    """Labels with every non-class value (ignore_index) mapped to ``num_classes``."""
+    return torch.where((labels >= 0) & (labels < num_classes), labels, num_classes)
+
+
+def _draw(
+    present: Tensor,
+    class_fraction: float,
+    generator: torch.Generator | None,
+    always: Tensor | None,
+) -> Tensor:
+    """Choose ``round_half_up(class_fraction * n_present)`` present classes per row, at random.
+
+    Random scores over the present classes, then the top-k by rank: no loop, no sync.
+    """
+    B, K = present.shape
+    n = present.sum(1, dtype=torch.float64 if present.device.type != "mps" else torch.float32)
+    k = torch.floor(n * class_fraction + 0.5)
+    scores = torch.rand(B, K, generator=generator, device=present.device)
+    scores = torch.where(present, scores, -1.0)
+    rank = scores.argsort(dim=1, descending=True).argsort(dim=1)
+    chosen = present & (rank < k.unsqueeze(1))
+    if always is not None:
+        chosen = chosen | (present & always)
+    return chosen
+
+
+def sample_class_masks(
+    labels: Tensor,
+    num_classes: int,
+    class_fraction: float = 0.5,
+    *,
+    ignore_index: int = 255,
+    generator: torch.Generator | None = None,
+    always: Tensor | None = None,
+    exclude: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Draw whole classes per clip and return the mask of their pixels in every frame.
+
+    For each clip ``b``: ``chosen_b`` is a uniformly random subset of the valid
+    classes present in ``labels[b]`` (``ignore_index`` is never drawn) of size
+    ``round_half_up(class_fraction * n_present)``; ``mask[b] = isin(labels[b], chosen_b)``.
+
+    Args:
+        labels: long ``(B, T, H, W)`` or ``(B, H, W)``, values in ``[0, K)`` or ``ignore_index``.
+        num_classes: ``K``.
+        class_fraction: fraction of the present classes to draw, in ``[0, 1]``.
+        ignore_index: label value that is never drawn.
+        generator: optional ``torch.Generator`` on ``labels.device``.
+        always: optional bool ``(K,)``; these classes are added whenever present
+            (e.g. rare classes), on top of the random draw.
+        exclude: optional bool ``(B, K)``; these classes are never drawn for clip b.
+
+    Returns:
+        ``(mask, chosen)``: bool mask with the shape of ``labels`` and bool
+        ``(B, K)`` of the classes drawn per clip.
+
+    Raises:
+        ValueError: bad shape, value or fraction.
+        TypeError: ``labels`` is not long.
+
+    Example:
+        >>> labels = torch.tensor([[[0, 1], [2, 255]]])
+        >>> g = torch.Generator().manual_seed(0)
+        >>> mask, chosen = sample_class_masks(labels, 3, 0.5, generator=g)
+        >>> mask.shape, int(chosen.sum())
+        (torch.Size([1, 2, 2]), 2)
+    """
+    K = V.check_num_classes(num_classes)
+    V.check_ignore_index(ignore_index, K)
+    V.check_long(labels, "labels", _LABEL)
+    V.check_nonempty(labels, "labels")
+    V.check_labels(labels, "labels", K, ignore_index)
+    cf = V.check_unit_interval(class_fraction, "class_fraction")
+    always_m = _check_class_set(always, "always", K, None, labels.device)
+    exclude_m = _check_class_set(exclude, "exclude", K, labels.shape[0], labels.device)
+    return _class_masks(labels, K, cf, generator, always_m, exclude_m)
+
+
+def _check_class_set(
+    x: Tensor | None, name: str, num_classes: int, batch: int | None, device: torch.device
+) -> Tensor | None:
+    if x is None:
+        return None
+    layout = ("K",) if batch is None else ("B K",)
+    V.check_bool(x, name, layout)
+    want = (num_classes,) if batch is None else (batch, num_classes)
+    if tuple(x.shape) != want:
+        raise ValueError(f"{name}: expected shape {want} bool, got {V.describe(x)}")
+    if x.device != device:
+        raise ValueError(f"{name}: expected a tensor on {device}, got {V.describe(x)}")
+    return x
+
+
+def _class_masks(
+    labels: Tensor,
+    num_classes: int,
+    class_fraction: float,
+    generator: torch.Generator | None,
+    always: Tensor | None,
+    exclude: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    mapped = _map_ignore(labels, num_classes)
+    present = _present_classes(mapped, num_classes)
+    if exclude is not None:
+        present = present & ~exclude
+    chosen = _draw(present, class_fraction, generator, always)
+    B = labels.shape[0]
+    lookup = torch.cat([chosen, chosen.new_zeros(B, 1)], dim=1)  # column K = ignore
+    mask = lookup.gather(1, mapped.reshape(B, -1)).reshape(labels.shape)
+    return mask, chosen
+
+
+def bidirectional_clip_mix(
+    src_clip: Tensor,
+    src_label: Tensor,
+    tgt_clip: Tensor,
+    tgt_label: Tensor,
+    tgt_weight: Tensor | None = None,
+    *,
+    num_classes: int,
+    ignore_index: int = 255,
+    class_fraction: float = 0.5,
+    generator: torch.Generator | None = None,
+    src_flow: Tensor | None = None,
+    tgt_flow: Tensor | None = None,
+    tgt_confidence: Tensor | None = None,
+    paste_threshold: float | None = None,
+    rare_classes: Tensor | None = None,
+    exclude_s2t_classes: bool = False,
+) -> ClipMixOutput:
+    """Paste source classes on the target clip and target classes on the source clip.
+
+    With ``s2t_mask[b] = isin(src_label[b], chosen_b)`` for a class set drawn once
+    per clip (see :func:`sample_class_masks`)::
+
+        s2t_clip   = where(s2t_mask, src_clip, tgt_clip)     # s2t_label, s2t_flow likewise
+        s2t_weight = where(s2t_mask, 1, tgt_weight)
+        t2s_clip   = where(t2s_mask, tgt_clip, src_clip)     # classes drawn from tgt_label
+        t2s_weight = where(t2s_mask, tgt_weight, 1)
+
+    The source draw comes first from ``generator``, then the target draw.
+
+    Args:
+        src_clip: float ``(B, T, C, H, W)`` or ``(B, C, H, W)`` labelled source clips.
+        src_label: long ``(B, T, H, W)`` / ``(B, H, W)`` source labels.
+        tgt_clip: float, same shape as ``src_clip``: unlabelled target clips.
+        tgt_label: long, same shape as ``src_label``: target pseudo-labels.
+        tgt_weight: optional float, same shape as ``tgt_label``: pseudo-label weights in
+            ``[0, 1]``; None means all ones.
+        num_classes: ``K``.
+        ignore_index: label value never drawn (default 255).
+        class_fraction: fraction of present classes drawn per clip (default 0.5).
+        generator: optional ``torch.Generator`` on the inputs' device.
+        src_flow: optional float ``(B, T, 2, H, W)`` / ``(B, 2, H, W)`` flow of the source clip.
+        tgt_flow: optional float flow of the target clip (give both or neither).
+        tgt_confidence: optional float like ``tgt_weight``: per-pixel confidence used by
+            ``paste_threshold`` (defaults to ``tgt_weight``).
+        paste_threshold: optional; only target pixels whose confidence exceeds it are
+            pasted on the source clip (the public code uses 0.9). Off by default.
+        rare_classes: optional bool ``(K,)``: classes always pasted when present.
+        exclude_s2t_classes: if True, the target draw skips classes drawn on the
+            source side (as the public code does). Off by default.
+
+    Returns:
+        :class:`ClipMixOutput` with the rank of the input.
+
+    Raises:
+        ValueError: mismatched shapes or devices, out-of-range labels or arguments.
+        TypeError: float labels, integer clips, a non-bool ``rare_classes``.
+
+    Example:
+        >>> src, tgt = torch.rand(2, 3, 3, 8, 8), torch.rand(2, 3, 3, 8, 8)
+        >>> ys, yt = torch.randint(0, 4, (2, 3, 8, 8)), torch.randint(0, 4, (2, 3, 8, 8))
+        >>> out = bidirectional_clip_mix(src, ys, tgt, yt, num_classes=4)
+        >>> out.s2t_clip.shape, out.s2t_mask.dtype
+        (torch.Size([2, 3, 3, 8, 8]), torch.bool)
+    """
+    K = V.check_num_classes(num_classes)
+    V.check_ignore_index(ignore_index, K)
+    cf = V.check_unit_interval(class_fraction, "class_fraction")
+    _check_mix_inputs(src_clip, src_label, tgt_clip, tgt_label, tgt_weight, src_flow, tgt_flow)
+    if tgt_confidence is not None:
+        V.check_float(tgt_confidence, "tgt_confidence", _LABEL)
+        V.check_same_shape(tgt_label, "tgt_label", tgt_confidence, "tgt_confidence")
+        V.check_same_device(("tgt_label", tgt_label), ("tgt_confidence", tgt_confidence))
+    thr = (
+        None
+        if paste_threshold is None
+        else V.check_unit_interval(paste_threshold, "paste_threshold")
+    )
+    rare = _check_class_set(rare_classes, "rare_classes", K, None, src_label.device)
+    V.check_labels(src_label, "src_label", K, ignore_index)
+    V.check_labels(tgt_label, "tgt_label", K, ignore_index)
+
+    was_image = src_clip.dim() == 4
+    xs, xt = as_clip(src_clip, 5), as_clip(tgt_clip, 5)
+    ys, yt = as_clip(src_label, 4), as_clip(tgt_label, 4)
+    w = None if tgt_weight is None else as_clip(tgt_weight, 4)
+    conf = None if tgt_confidence is None else as_clip(tgt_confidence, 4)
+    fs = None if src_flow is None else as_clip(src_flow, 5)
+    ft = None if tgt_flow is None else as_clip(tgt_flow, 5)
+
+    out = _mix(xs, ys, xt, yt, w, K, cf, generator, fs, ft, conf, thr, rare, exclude_s2t_classes)
+    if not was_image:
+        return out
+    return ClipMixOutput(
+        *(None if t is None else as_input_rank(t, True) for t in out)  # type: ignore[arg-type]
+    )
+
+
+def _check_mix_inputs(
+    src_clip: Tensor,
+    src_label: Tensor,
+    tgt_clip: Tensor,
+    tgt_label: Tensor,
+    tgt_weight: Tensor | None,
+    src_flow: Tensor | None,
+    tgt_flow: Tensor | None,
+) -> None:
+    V.check_float(src_clip, "src_clip", _CLIP)
+    V.check_nonempty(src_clip, "src_clip")
+    V.check_float(tgt_clip, "tgt_clip", _CLIP)
+    V.check_same_shape(src_clip, "src_clip", tgt_clip, "tgt_clip")
+    label_layout = _LABEL[0] if src_clip.dim() == 5 else _LABEL[1]
+    V.check_long(src_label, "src_label", (label_layout,))
+    V.check_long(tgt_label, "tgt_label", (label_layout,))
+    clip_dims = [d for d in range(src_clip.dim()) if d != src_clip.dim() - 3]
+    what = "(B, T, H, W)" if src_clip.dim() == 5 else "(B, H, W)"
+    V.check_dims(
+        src_clip, "src_clip", clip_dims, src_label, "src_label", range(src_label.dim()), what
+    )
+    V.check_same_shape(src_label, "src_label", tgt_label, "tgt_label")
+    if tgt_weight is not None:
+        V.check_float(tgt_weight, "tgt_weight", (label_layout,))
+        V.check_same_shape(tgt_label, "tgt_label", tgt_weight, "tgt_weight")
+    if (src_flow is None) != (tgt_flow is None):
+        missing = "tgt_flow" if tgt_flow is None else "src_flow"
+        raise ValueError(
+            f"{missing}: expected a flow when the other domain's flow is given, got None"
+        )
+    if src_flow is not None and tgt_flow is not None:
+        flow_layout = "B T 2 H W" if src_clip.dim() == 5 else "B 2 H W"
+        V.check_float(src_flow, "src_flow", (flow_layout,))
+        V.check_float(tgt_flow, "tgt_flow", (flow_layout,))
+        ch = src_clip.dim() - 3
+        if src_flow.shape[ch] != 2:
+            raise ValueError(
+                f"src_flow: expected shape ({flow_layout.replace(' ', ', ')}), "
+                f"got {V.describe(src_flow)}"
+            )
+        V.check_dims(src_clip, "src_clip", clip_dims, src_flow, "src_flow", clip_dims, what)
+        V.check_same_shape(src_flow, "src_flow", tgt_flow, "tgt_flow")
+    V.check_same_device(
+        ("src_clip", src_clip),
+        ("src_label", src_label),
+        ("tgt_clip", tgt_clip),
+        ("tgt_label", tgt_label),
+        ("tgt_weight", tgt_weight),
+        ("src_flow", src_flow),
+        ("tgt_flow", tgt_flow),
+    )
+
+
+def _mix(
+    xs: Tensor,
+    ys: Tensor,
+    xt: Tensor,
+    yt: Tensor,
+    w: Tensor | None,
+    num_classes: int,
+    class_fraction: float,
+    generator: torch.Generator | None,
+    fs: Tensor | None,
+    ft: Tensor | None,
+    conf: Tensor | None,
+    paste_threshold: float | None,
+    rare: Tensor | None,
+    exclude_s2t: bool,
+) -> ClipMixOutput:
+    """Mixing on clip-rank tensors with validated arguments (the compiled core)."""
+    s2t_mask, s2t_chosen = _class_masks(ys, num_classes, class_fraction, generator, rare, None)
+    t2s_mask, _ = _class_masks(
+        yt, num_classes, class_fraction, generator, rare, s2t_chosen if exclude_s2t else None
+    )
+    if paste_threshold is not None:
+        c = conf if conf is not None else w
+        if c is not None:
+            t2s_mask = t2s_mask & (c > paste_threshold)
+    if w is None:
+        w = torch.ones(yt.shape, dtype=torch.float32, device=yt.device)
+    one = torch.ones((), dtype=w.dtype, device=w.device)
+    m5s, m5t = s2t_mask.unsqueeze(2), t2s_mask.unsqueeze(2)
+    return ClipMixOutput(
+        s2t_clip=torch.where(m5s, xs, xt),
+        s2t_label=torch.where(s2t_mask, ys, yt),
+        s2t_weight=torch.where(s2t_mask, one, w),
+        s2t_mask=s2t_mask,
+        t2s_clip=torch.where(m5t, xt, xs),
+        t2s_label=torch.where(t2s_mask, yt, ys),
+        t2s_weight=torch.where(t2s_mask, w, one),
+        t2s_mask=t2s_mask,
+        s2t_flow=None if fs is None or ft is None else torch.where(m5s, fs, ft),
+        t2s_flow=None if fs is None or ft is None else torch.where(m5t, ft, fs),
+    )
