@@ -1,0 +1,126 @@
+"""Confusion matrix, IoU and mIoU against plain loop references."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dastc import ConfusionMatrix, confusion_matrix, iou_from_confusion, mean_iou
+
+
+def reference_confusion(pred: torch.Tensor, target: torch.Tensor, k: int, ignore: int) -> list[list[int]]:
+    cm = [[0] * k for _ in range(k)]
+    for p, t in zip(pred.reshape(-1).tolist(), target.reshape(-1).tolist()):
+        if t == ignore:
+            continue
+        cm[t][p] += 1
+    return cm
+
+
+def reference_iou(cm: list[list[int]]) -> tuple[list[float], float]:
+    k = len(cm)
+    ious = []
+    for c in range(k):
+        tp = cm[c][c]
+        fn = sum(cm[c]) - tp
+        fp = sum(cm[r][c] for r in range(k)) - tp
+        union = tp + fn + fp
+        ious.append(tp / union if union > 0 else math.nan)
+    valid = [v for v in ious if not math.isnan(v)]
+    return ious, (sum(valid) / len(valid) if valid else math.nan)
+
+
+def random_pair(seed: int, shape: tuple[int, ...], k: int, ignore_frac: float = 0.1):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.randint(0, k, shape, generator=g)
+    target[torch.rand(shape, generator=g) < ignore_frac] = 255
+    pred = torch.randint(0, k, shape, generator=g)
+    return pred, target
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7, 9), (1, 5, 4)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_value_confusion_matches_loop(shape, seed):
+    k = 5
+    pred, target = random_pair(seed, shape, k)
+    cm = confusion_matrix(pred, target, k)
+    assert cm.dtype == torch.long and cm.shape == (k, k)
+    assert cm.tolist() == reference_confusion(pred, target, k, 255)
+
+
+def test_value_iou_matches_loop_with_absent_class():
+    k = 6
+    pred, target = random_pair(3, (2, 2, 8, 8), 4)  # classes 4 and 5 never occur
+    pred[0, 0, 0, 0] = 4  # class 4 predicted once, never labelled: IoU 0, counted
+    iou, miou = mean_iou(pred, target, k)
+    ref_iou, ref_miou = reference_iou(reference_confusion(pred, target, k, 255))
+    for got, want in zip(iou.tolist(), ref_iou):
+        assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want)
+    assert math.isnan(iou[5]) and iou[4] == 0.0
+    assert float(miou) == pytest.approx(ref_miou)
+
+
+def test_value_accumulator_equals_one_big_batch():
+    k = 4
+    batches = [random_pair(s, (2, 2, 6, 6), k) for s in range(4)]
+    acc = ConfusionMatrix(k)
+    for p, t in batches:
+        acc.update(p, t)
+    big_p = torch.cat([p for p, _ in batches])
+    big_t = torch.cat([t for _, t in batches])
+    assert torch.equal(acc.matrix, confusion_matrix(big_p, big_t, k))
+    acc.reset()
+    assert int(acc.matrix.sum()) == 0
+
+
+def test_value_all_ignored_gives_nan_miou():
+    target = torch.full((1, 4, 4), 255)
+    pred = torch.zeros(1, 4, 4, dtype=torch.long)
+    iou, miou = mean_iou(pred, target, 3)
+    assert torch.isnan(iou).all() and torch.isnan(miou)
+
+
+def test_state_dict_round_trip_and_refusal():
+    k = 3
+    acc = ConfusionMatrix(k)
+    acc.update(*random_pair(0, (1, 5, 5), k))
+    state = acc.state_dict()
+    other = ConfusionMatrix(k)
+    other.load_state_dict(state)
+    assert torch.equal(other.matrix, acc.matrix)
+    state["matrix"] += 1  # the saved copy is independent of the live matrix
+    assert not torch.equal(state["matrix"], acc.matrix)
+    with pytest.raises(ValueError, match="num_classes"):
+        ConfusionMatrix(4).load_state_dict(acc.state_dict())
+
+
+def test_bad_input():
+    p, t = random_pair(0, (1, 4, 4), 3)
+    with pytest.raises(ValueError, match="target"):
+        confusion_matrix(p, t.clamp(max=3).masked_fill(t == 255, 7), 3)
+    with pytest.raises(ValueError, match="pred"):
+        confusion_matrix(p + 3, t, 3)
+    with pytest.raises(TypeError, match="pred"):
+        confusion_matrix(p.float(), t, 3)
+    with pytest.raises(ValueError, match="pred"):
+        confusion_matrix(p[:, :2], t, 3)
+    with pytest.raises(ValueError, match="target"):
+        confusion_matrix(p[0], t[0], 3)
+    with pytest.raises(ValueError, match="ignore_index"):
+        confusion_matrix(p, t, 3, ignore_index=1)
+    with pytest.raises(ValueError, match="cm"):
+        iou_from_confusion(torch.zeros(3, 4))
+
+
+def test_value_matches_torchmetrics():
+    tm = pytest.importorskip("torchmetrics.classification")
+    k = 5
+    pred, target = random_pair(7, (3, 2, 9, 11), k)
+    metric = tm.MulticlassJaccardIndex(num_classes=k, ignore_index=255, average="none")
+    ref = metric(pred, target)
+    iou, miou = mean_iou(pred, target, k)
+    assert torch.allclose(iou.float(), ref.float(), atol=1e-6)
+    macro = tm.MulticlassJaccardIndex(num_classes=k, ignore_index=255, average="macro")
+    assert float(miou) == pytest.approx(float(macro(pred, target)), abs=1e-6)
