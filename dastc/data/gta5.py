@@ -1,0 +1,88 @@
+"""GTA5 (Playing for Data) images for GTA5 → Cityscapes.
+
+Layout::
+
+    ROOT/images/<id5>.png     e.g. images/00001.png, 1914 x 1052
+    ROOT/labels/<id5>.png     Cityscapes labelIds 0-33 (8-bit palette PNG)
+
+Labels map to the 19 Cityscapes classes (:data:`~dastc.data.labelmaps.CITYSCAPES_CLASSES`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dastc.data._io import (
+    PathLike,
+    _check_size,
+    _Frame,
+    _LabelledFrames,
+    _Listing,
+    _no_samples,
+    _require_dir,
+    _Sample,
+)
+from dastc.data.labelmaps import GTA5_MAP
+
+__all__ = ["GTA5"]
+
+_IMAGE_SUFFIXES = (".png", ".jpg")
+
+
+class GTA5(_LabelledFrames):
+    """GTA5 images with labels, as clips of one frame.
+
+    Items are dicts: ``clip`` float32 ``(1, 3, H, W)`` in ``[0, 1]``, ``label``
+    long ``(1, H, W)`` with the 19 Cityscapes train ids or 255, ``name``
+    (``"00001.png"``).
+
+    A few GTA5 images differ in size from their label file; with ``size`` set
+    both are resized to it independently (as the public code does), with
+    ``size=None`` such a pair raises ``ValueError`` when read.
+
+    Args:
+        root: the GTA5 folder (holding ``images/`` and ``labels/``).
+        size: ``(H, W)`` to resize to (bilinear images, nearest labels), or
+            ``None`` to keep the stored size.
+
+    Raises:
+        FileNotFoundError: missing folders, no image, an image without its label.
+        ValueError: bad ``size``, or (at read time) unreadable files, image and
+            label sizes that differ (when ``size`` is ``None``), or label ids
+            outside 0-33.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> d = tempfile.TemporaryDirectory()
+        >>> Path(d.name, "images").mkdir(); Path(d.name, "labels").mkdir()
+        >>> Image.new("RGB", (32, 16)).save(f"{d.name}/images/00001.png")
+        >>> Image.fromarray(np.full((16, 32), 7, np.uint8)).save(f"{d.name}/labels/00001.png")
+        >>> item = GTA5(d.name, size=(8, 16))[0]
+        >>> item["clip"].shape, item["label"].shape, int(item["label"][0, 0, 0])
+        (torch.Size([1, 3, 8, 16]), torch.Size([1, 8, 16]), 0)
+        >>> d.cleanup()
+    """
+
+    def __init__(self, root: PathLike, size: tuple[int, int] | None = None) -> None:
+        root_p = Path(root)
+        size_ = _check_size(size)
+        _require_dir(root_p, "the GTA5 root, holding images/ and labels/")
+        img_dir, lab_dir = root_p / "images", root_p / "labels"
+        _require_dir(img_dir, "GTA5 images images/<id5>.png")
+        _require_dir(lab_dir, "GTA5 labels labels/<id5>.png")
+        listing = _Listing()
+        samples = []
+        for f in sorted(listing.names(img_dir)):
+            if not f.lower().endswith(_IMAGE_SUFFIXES):
+                continue
+            label = lab_dir / (Path(f).stem + ".png")
+            if not listing.exists(label):
+                raise FileNotFoundError(
+                    f"{label}: no such file (expected the label of {img_dir / f})"
+                )
+            samples.append(_Sample(f, (_Frame(img_dir / f, label),), ()))
+        if not samples:
+            raise _no_samples(img_dir, "<id5>.png", ())
+        super().__init__(samples, GTA5_MAP, size=size_, has_flow=False, dataset="GTA5")
+        self.root = root_p

@@ -1,0 +1,120 @@
+"""Label maps of the real benchmarks, against tables written out independently here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dastc.data import labelmaps as lm
+
+# Written from the protocol definitions (public DA-VSN/TPS code, cityscapesscripts
+# labels.py), not derived from dastc's tables.
+VIPER_15 = {3: 0, 4: 1, 9: 2, 11: 3, 13: 4, 14: 5, 7: 6, 8: 6, 6: 7, 2: 8, 20: 9, 24: 10,
+            27: 11, 26: 12, 23: 13, 22: 14}  # fmt: skip
+SYNTHIA_SEQ_12 = {3: 0, 4: 1, 2: 2, 5: 3, 7: 4, 15: 5, 9: 6, 6: 7, 1: 8, 10: 9, 11: 10, 8: 11}
+SYNTHIA_SEQ_11 = {3: 0, 4: 1, 2: 2, 7: 3, 15: 4, 9: 5, 6: 6, 1: 7, 10: 8, 11: 9, 8: 10}
+CS_19 = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
+         25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}  # fmt: skip
+CS_16 = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 23: 9, 24: 10, 25: 11,
+         26: 12, 28: 13, 32: 14, 33: 15}  # fmt: skip
+CS_13 = {7: 0, 8: 1, 11: 2, 19: 3, 20: 4, 21: 5, 23: 6, 24: 7, 25: 8, 26: 9, 28: 10, 32: 11,
+         33: 12}  # fmt: skip
+CS_VIPER = {7: 0, 8: 1, 11: 2, 13: 3, 19: 4, 20: 5, 21: 6, 22: 7, 23: 8, 24: 9, 25: 9, 26: 10,
+            27: 11, 28: 12, 32: 13, 33: 14}  # fmt: skip
+CS_SYNTHIA_12 = {7: 0, 8: 1, 11: 2, 13: 3, 17: 4, 19: 5, 20: 6, 21: 7, 23: 8, 24: 9, 25: 10,
+                 26: 11}  # fmt: skip
+CS_SYNTHIA_11 = {7: 0, 8: 1, 11: 2, 17: 3, 19: 4, 20: 5, 21: 6, 23: 7, 24: 8, 25: 9, 26: 10}
+
+CASES = [
+    (lm.VIPER_MAP, VIPER_15, 32, 15),
+    (lm.SYNTHIA_SEQ_MAP, SYNTHIA_SEQ_12, 23, 12),
+    (lm.SYNTHIA_SEQ_11_MAP, SYNTHIA_SEQ_11, 23, 11),
+    (lm.CITYSCAPES_MAP, CS_19, 34, 19),
+    (lm.GTA5_MAP, CS_19, 34, 19),
+    (lm.CITYSCAPES_16_MAP, CS_16, 34, 16),
+    (lm.CITYSCAPES_13_MAP, CS_13, 34, 13),
+    (lm.CITYSCAPES_VIPER_MAP, CS_VIPER, 34, 15),
+    (lm.CITYSCAPES_SYNTHIA_SEQ_MAP, CS_SYNTHIA_12, 34, 12),
+    (lm.CITYSCAPES_SYNTHIA_SEQ_11_MAP, CS_SYNTHIA_11, 34, 11),
+]
+IDS = [c[0].name for c in CASES]
+
+
+@pytest.mark.parametrize(("m", "ref", "n_raw", "k"), CASES, ids=IDS)
+def test_value_table_against_reference(m: lm.TrainIdMap, ref: dict[int, int], n_raw: int, k: int):
+    assert m.num_raw_ids == n_raw
+    assert m.num_classes == k == len(m.class_names)
+    for raw in range(n_raw):
+        assert m.table[raw] == ref.get(raw, 255), raw
+    assert m.as_dict() == {r: ref.get(r, 255) for r in range(n_raw)}
+
+
+@pytest.mark.parametrize(("m", "ref", "n_raw", "k"), CASES, ids=IDS)
+def test_value_apply_pixelwise(m: lm.TrainIdMap, ref: dict[int, int], n_raw: int, k: int):
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, n_raw, size=(5, 7, 9))
+    out = m.apply(raw)
+    assert out.dtype == np.int64 and out.shape == raw.shape
+    for idx in np.ndindex(raw.shape):
+        assert out[idx] == ref.get(int(raw[idx]), 255)
+    out_t = m.apply(torch.from_numpy(raw).to(torch.int32))
+    assert out_t.dtype == torch.long
+    assert torch.equal(out_t, torch.from_numpy(out))
+    assert torch.equal(m.torch_table(), torch.from_numpy(m.table.copy()))
+
+
+def test_value_class_names():
+    assert lm.VIPER_CLASSES[9] == "person" and lm.VIPER_CLASSES[10] == "car"
+    assert lm.SYNTHIA_SEQ_CLASSES[3] == "fence" and "fence" not in lm.SYNTHIA_SEQ_11_CLASSES
+    assert lm.SYNTHIA_16_CLASSES == (
+        "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
+        "traffic sign", "vegetation", "sky", "person", "rider", "car", "bus",
+        "motorcycle", "bicycle",
+    )  # fmt: skip
+    assert len(lm.SYNTHIA_13_CLASSES) == 13 and "pole" not in lm.SYNTHIA_13_CLASSES
+    # The Cityscapes-side VIPER and SYNTHIA-Seq maps share the source's class list.
+    assert lm.CITYSCAPES_VIPER_MAP.class_names == lm.VIPER_MAP.class_names
+    assert lm.CITYSCAPES_SYNTHIA_SEQ_MAP.class_names == lm.SYNTHIA_SEQ_MAP.class_names
+
+
+def test_value_against_cityscapesscripts():
+    labels_mod = pytest.importorskip("cityscapesscripts.helpers.labels")
+    for label in labels_mod.labels:
+        if 0 <= label.id < 34:
+            expected = label.trainId if 0 <= label.trainId < 19 else 255
+            assert lm.CITYSCAPES_MAP.table[label.id] == expected, label.name
+            if expected != 255:
+                assert lm.CITYSCAPES_CLASSES[expected] == label.name
+
+
+def test_unknown_ids_raise_with_where():
+    raw = np.array([[3, 40], [2, 99]])
+    assert lm.VIPER_MAP.unknown_ids(raw) == [40, 99]
+    with pytest.raises(ValueError, match=r"some/file\.png.*\[40, 99\]"):
+        lm.VIPER_MAP.apply(raw, where="some/file.png")
+    with pytest.raises(ValueError, match=r"labels.*-1"):
+        lm.CITYSCAPES_MAP.apply(torch.tensor([-1, 7]), where="labels")
+
+
+def test_bad_input_dtype():
+    with pytest.raises(TypeError, match="raw"):
+        lm.VIPER_MAP.apply(np.zeros((2, 2), np.float32))
+    with pytest.raises(TypeError, match="lab"):
+        lm.VIPER_MAP.apply(torch.zeros(2, 2), where="lab")
+
+
+def test_bad_construction():
+    with pytest.raises(ValueError, match="have no raw id"):
+        lm.TrainIdMap("x", ("a", "b"), ((1, 0),), 4)
+    with pytest.raises(ValueError, match="raw ids in"):
+        lm.TrainIdMap("x", ("a",), ((9, 0),), 4)
+    with pytest.raises(ValueError, match="listed twice"):
+        lm.TrainIdMap("x", ("a",), ((1, 0), (1, 0)), 4)
+
+
+def test_registry():
+    assert lm.get_train_id_map("synthia_seq-11") is lm.SYNTHIA_SEQ_11_MAP
+    assert set(lm.TRAIN_ID_MAPS) >= {"viper", "cityscapes", "gta5", "cityscapes-viper"}
+    with pytest.raises(ValueError, match="name"):
+        lm.get_train_id_map("nope")
