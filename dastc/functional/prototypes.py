@@ -1,0 +1,400 @@
+"""Class prototypes: weighted per-class feature means over batch, time and space.
+
+A prototype is the weighted mean of the deep features of every pixel of every
+frame that carries a class label,
+
+.. math::
+
+    p_k = \\frac{\\sum_{b,t,i} w_{bti} [y_{bti} = k] f_{bti}}{\\sum_{b,t,i} w_{bti} [y_{bti} = k]},
+
+computed in one fused pass: the labels (and weights) at feature resolution are
+turned into a weighted one-hot map ``(N, K, hw)`` and contracted with the
+features in their native layout ``(N, C, hw)`` by one batched matrix product.
+Nothing of size ``pixels × K × C`` is built, there is no loop over classes,
+clips or frames, and nothing reads back to the host.
+
+The adaptive weights (pixel confidence × per-frame reliability) are built from
+logits with :func:`confidence_weights`, :func:`frame_reliability` and
+:func:`adaptive_weights`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from dastc._validate import (
+    check_float,
+    check_ignore_index,
+    check_labels,
+    check_num_classes,
+    check_same_device,
+    check_same_shape,
+    check_tensor,
+    describe,
+)
+from dastc.typing import (
+    Features,
+    LabelMap,
+    Logits,
+    PrototypeCounts,
+    PrototypePresent,
+    PrototypeVectors,
+    Weights,
+)
+
+__all__ = [
+    "Prototypes",
+    "adaptive_weights",
+    "class_prototypes",
+    "class_sums",
+    "confidence_weights",
+    "frame_reliability",
+    "prototypes_from_sums",
+]
+
+_FEATURE_LAYOUTS = ("B T C h w", "B C h w")
+_LABEL_LAYOUTS = ("B T H W", "B H W")
+_LOGIT_LAYOUTS = ("B T K H W", "B K H W")
+
+
+class Prototypes(NamedTuple):
+    """Per-class prototypes of one domain.
+
+    Attributes:
+        vectors: ``(K, C)`` float, the weighted mean feature of each class;
+            ``0`` where the class is absent.
+        counts: ``(K,)`` float, the total weight of each class's pixels.
+        present: ``(K,)`` bool, ``counts > 0``.
+
+    Example:
+        >>> p = Prototypes(vectors=torch.zeros(3, 8), counts=torch.zeros(3),
+        ...                present=torch.zeros(3, dtype=torch.bool))
+        >>> p.vectors.shape
+        torch.Size([3, 8])
+    """
+
+    vectors: PrototypeVectors
+    counts: PrototypeCounts
+    present: PrototypePresent
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; every other floating dtype is reduced in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _nearest_index(size_in: int, size_out: int, device: torch.device) -> Tensor:
+    """Source indices that ``F.interpolate(mode="nearest")`` picks along one axis."""
+    if size_in == size_out:
+        return torch.arange(size_out, device=device)
+    grid = torch.arange(size_in, device=device, dtype=torch.float32).view(1, 1, size_in)
+    return F.interpolate(grid, size=size_out, mode="nearest").view(size_out).long()
+
+
+def _to_feature_grid(x: Tensor, h: int, w: int) -> Tensor:
+    """Nearest-neighbour resize of ``(N, H, W)`` to ``(N, h, w)``.
+
+    Gathers the pixels ``F.interpolate(x, size=(h, w), mode="nearest")`` would
+    pick, so it works for ``torch.long`` labels (which ``interpolate`` rejects)
+    without a float round trip, and reads only ``h * w`` values per frame.
+    """
+    height, width = x.shape[-2:]
+    if (height, width) == (h, w):
+        return x
+    rows = _nearest_index(height, h, x.device)
+    cols = _nearest_index(width, w, x.device)
+    return x[:, rows.view(h, 1), cols.view(1, w)]
+
+
+def _check_inputs(
+    features: Tensor,
+    labels: Tensor,
+    weights: Tensor | None,
+    num_classes: int,
+    ignore_index: int,
+) -> bool:
+    """Validate the arguments of :func:`class_sums`; return whether the input is a clip."""
+    check_float(features, "features", _FEATURE_LAYOUTS)
+    check_tensor(labels, "labels", _LABEL_LAYOUTS, "long")
+    check_num_classes(num_classes)
+    check_ignore_index(ignore_index, num_classes)
+    is_clip = features.dim() == 5
+    if labels.dim() != features.dim() - 1:
+        expected = "(B, T, H, W)" if is_clip else "(B, H, W)"
+        raise ValueError(
+            f"labels: expected shape {expected} long to match features "
+            f"{tuple(features.shape)}, got {describe(labels)}"
+        )
+    lead = 2 if is_clip else 1
+    if tuple(labels.shape[:lead]) != tuple(features.shape[:lead]):
+        what = "(B, T)" if is_clip else "(B,)"
+        raise ValueError(
+            f"labels: expected {what} = {tuple(features.shape[:lead])} to match features "
+            f"{tuple(features.shape)}, got {describe(labels)}"
+        )
+    if weights is not None:
+        check_float(weights, "weights", _LABEL_LAYOUTS)
+        check_same_shape(labels, "labels", weights, "weights")
+    check_same_device(("features", features), ("labels", labels), ("weights", weights))
+    check_labels(labels, "labels", num_classes, ignore_index)
+    return is_clip
+
+
+def class_sums(
+    features: Features,
+    labels: LabelMap,
+    num_classes: int,
+    weights: Weights | None = None,
+    ignore_index: int = 255,
+) -> tuple[Tensor, Tensor]:
+    """Weighted per-class feature sums and weight totals (the prototypes' sufficient statistics).
+
+    .. math::
+
+        S_k = \\sum_{b,t,i} w_{bti} [y_{bti} = k] f_{bti}, \\qquad
+        n_k = \\sum_{b,t,i} w_{bti} [y_{bti} = k]
+
+    Labels and weights are brought to feature resolution by nearest-neighbour
+    sampling (the pixels ``F.interpolate(mode="nearest")`` picks). Pixels equal
+    to ``ignore_index`` never count. Sums add up over processes and batches, so
+    reduce them (``all_reduce``) before :func:`prototypes_from_sums`.
+
+    Args:
+        features: ``(B, T, C, h, w)`` or ``(B, C, h, w)`` float deep features.
+        labels: ``(B, T, H, W)`` or ``(B, H, W)`` long, the rank matching
+            ``features``, values in ``[0, num_classes)`` or ``ignore_index``.
+        num_classes: ``K``.
+        weights: optional ``(B, T, H, W)`` or ``(B, H, W)`` float per-pixel
+            weights, the shape of ``labels``; ``None`` means all ones.
+        ignore_index: label value that never counts.
+
+    Returns:
+        ``(sums, counts)``: ``(K, C)`` and ``(K,)``, float32 (float64 for
+        float64 features), accumulated in float32 also under autocast;
+        differentiable w.r.t. ``features`` and ``weights``.
+
+    Raises:
+        TypeError: ``features``/``weights`` not floating, ``labels`` not long.
+        ValueError: wrong ranks, ``labels`` not matching ``features`` in
+            ``(B, T)``, ``weights`` not the shape of ``labels``, labels out of
+            range, devices differ.
+
+    Example:
+        >>> f = torch.randn(2, 3, 16, 8, 8)
+        >>> y = torch.randint(0, 5, (2, 3, 32, 32))
+        >>> sums, counts = class_sums(f, y, num_classes=5)
+        >>> sums.shape, counts.shape
+        (torch.Size([5, 16]), torch.Size([5]))
+    """
+    is_clip = _check_inputs(features, labels, weights, num_classes, ignore_index)
+    channels, h, w = features.shape[-3:]
+    frames = features.shape[0] * (features.shape[1] if is_clip else 1)
+    dtype = _compute_dtype(features.dtype)
+    with torch.autocast(features.device.type, enabled=False):
+        feats = features.reshape(frames, channels, h * w).to(dtype)
+        lab = _to_feature_grid(labels.reshape(frames, *labels.shape[-2:]), h, w)
+        lab = lab.reshape(frames, 1, h * w)
+        # Ignored pixels and any value outside [0, K) go to an extra row K, dropped below.
+        idx = torch.where((lab >= 0) & (lab < num_classes), lab, num_classes)
+        if weights is None:
+            src = torch.ones(frames, 1, h * w, dtype=dtype, device=features.device)
+        else:
+            wt = _to_feature_grid(weights.reshape(frames, *weights.shape[-2:]), h, w)
+            src = wt.reshape(frames, 1, h * w).to(dtype)
+        onehot = torch.zeros(frames, num_classes + 1, h * w, dtype=dtype, device=features.device)
+        onehot = onehot.scatter_(1, idx, src)[:, :num_classes]
+        # (N, C, hw) @ (N, hw, K): the features stay in their native layout and the
+        # gradient comes back as (N, K)-weighted copies of (C, K) rows, also contiguous.
+        sums = torch.bmm(feats, onehot.transpose(1, 2)).sum(0).transpose(0, 1)
+        counts = onehot.sum(dim=(0, 2))
+    return sums, counts
+
+
+def prototypes_from_sums(sums: Tensor, counts: Tensor) -> Prototypes:
+    """Turn per-class sums and weight totals into :class:`Prototypes`.
+
+    .. math::
+
+        p_k = S_k / n_k \\text{ where } n_k > 0, \\text{ else } 0
+
+    Args:
+        sums: ``(K, C)`` float per-class weighted feature sums.
+        counts: ``(K,)`` float per-class weight totals.
+
+    Returns:
+        :class:`Prototypes` with ``present = counts > 0``; the division is
+        guarded, so absent classes give zero vectors and zero gradients.
+
+    Raises:
+        TypeError: ``sums`` or ``counts`` not floating.
+        ValueError: ``sums`` not ``(K, C)`` or ``counts`` not ``(K,)``.
+
+    Example:
+        >>> p = prototypes_from_sums(torch.ones(4, 8), torch.tensor([2.0, 0.0, 1.0, 4.0]))
+        >>> p.vectors.shape, p.present.tolist()
+        (torch.Size([4, 8]), [True, False, True, True])
+    """
+    check_float(sums, "sums", ("K C",))
+    check_float(counts, "counts", ("K",))
+    if counts.shape[0] != sums.shape[0]:
+        raise ValueError(
+            f"counts: expected shape ({sums.shape[0]},) to match sums {tuple(sums.shape)}, "
+            f"got {describe(counts)}"
+        )
+    present = counts > 0
+    safe = torch.where(present, counts, torch.ones_like(counts))
+    vectors = torch.where(present.unsqueeze(1), sums / safe.unsqueeze(1), torch.zeros_like(sums))
+    return Prototypes(vectors=vectors, counts=counts, present=present)
+
+
+def class_prototypes(
+    features: Features,
+    labels: LabelMap,
+    num_classes: int,
+    weights: Weights | None = None,
+    ignore_index: int = 255,
+) -> Prototypes:
+    """Weighted per-class mean features over batch, time and space, in one pass.
+
+    .. math::
+
+        p_k = \\frac{\\sum_{b,t,i} w_{bti} [y_{bti} = k] f_{bti}}
+                    {\\sum_{b,t,i} w_{bti} [y_{bti} = k]}
+
+    :func:`class_sums` followed by :func:`prototypes_from_sums`.
+
+    Args:
+        features: ``(B, T, C, h, w)`` or ``(B, C, h, w)`` float deep features.
+        labels: ``(B, T, H, W)`` or ``(B, H, W)`` long, the rank matching
+            ``features``, values in ``[0, num_classes)`` or ``ignore_index``;
+            nearest-resized to ``(h, w)``.
+        num_classes: ``K``.
+        weights: optional per-pixel float weights, the shape of ``labels``
+            (e.g. :func:`adaptive_weights`); ``None`` means all ones.
+        ignore_index: label value that never counts.
+
+    Returns:
+        :class:`Prototypes` ``(vectors (K, C), counts (K,), present (K,))``,
+        float32 (float64 for float64 features), differentiable w.r.t.
+        ``features``; ``vectors[k] = 0`` where class ``k`` is absent.
+
+    Raises:
+        TypeError: ``features``/``weights`` not floating, ``labels`` not long.
+        ValueError: wrong ranks or shapes, labels out of range (names the argument).
+
+    Example:
+        >>> f = torch.randn(2, 16, 8, 8)
+        >>> y = torch.randint(0, 5, (2, 32, 32))
+        >>> p = class_prototypes(f, y, num_classes=5)
+        >>> p.vectors.shape, p.counts.shape, p.present.dtype
+        (torch.Size([5, 16]), torch.Size([5]), torch.bool)
+    """
+    sums, counts = class_sums(features, labels, num_classes, weights, ignore_index)
+    return prototypes_from_sums(sums, counts)
+
+
+def _check_logits(logits: object) -> Tensor:
+    return check_float(logits, "logits", _LOGIT_LAYOUTS)
+
+
+def confidence_weights(logits: Logits) -> Tensor:
+    """Pixel confidence: the maximum softmax probability over classes.
+
+    .. math::
+
+        c_{i} = \\max_k \\operatorname{softmax}(z_i)_k
+              = \\exp(\\max_k z_{ik} - \\operatorname{logsumexp}_k z_{ik})
+
+    Args:
+        logits: ``(B, T, K, H, W)`` or ``(B, K, H, W)`` float.
+
+    Returns:
+        ``(B, T, H, W)`` or ``(B, H, W)`` float32 (float64 for float64 input)
+        in ``(0, 1]``. Differentiable; pass detached (teacher) logits for weights.
+
+    Raises:
+        TypeError: ``logits`` not floating.
+        ValueError: ``logits`` of another rank.
+
+    Example:
+        >>> confidence_weights(torch.randn(2, 3, 5, 8, 8)).shape
+        torch.Size([2, 3, 8, 8])
+    """
+    _check_logits(logits)
+    dim = logits.dim() - 3
+    with torch.autocast(logits.device.type, enabled=False):
+        z = logits.to(_compute_dtype(logits.dtype))
+        return torch.exp(z.amax(dim) - torch.logsumexp(z, dim))
+
+
+def frame_reliability(logits: Logits) -> Tensor:
+    """Per-frame reliability: a softmax over frames of the negative mean prediction entropy.
+
+    .. math::
+
+        r_{bt} = \\operatorname{softmax}_t(-\\bar H_{bt}), \\qquad
+        \\bar H_{bt} = \\frac{1}{HW} \\sum_i -\\sum_k p_{btik} \\log p_{btik}
+
+    Frames the model is surer about get more weight; the weights of a clip sum
+    to 1. Multiply them per frame into the pixel weights
+    (:func:`adaptive_weights` does).
+
+    Args:
+        logits: ``(B, T, K, H, W)`` or ``(B, K, H, W)`` float.
+
+    Returns:
+        ``(B, T)`` float32 (float64 for float64 input); ``(B,)`` ones for an image.
+
+    Raises:
+        TypeError: ``logits`` not floating.
+        ValueError: ``logits`` of another rank.
+
+    Example:
+        >>> r = frame_reliability(torch.randn(2, 3, 5, 8, 8))
+        >>> r.shape
+        torch.Size([2, 3])
+    """
+    _check_logits(logits)
+    is_clip = logits.dim() == 5
+    with torch.autocast(logits.device.type, enabled=False):
+        z = logits.to(_compute_dtype(logits.dtype))
+        if not is_clip:
+            z = z.unsqueeze(1)
+        logp = torch.log_softmax(z, dim=2)
+        entropy = -(logp.exp() * logp).sum(dim=2).mean(dim=(-2, -1))
+        rel = torch.softmax(-entropy, dim=1)
+    return rel if is_clip else rel.squeeze(1)
+
+
+def adaptive_weights(logits: Logits) -> Tensor:
+    """Adaptive pixel weights: confidence × per-frame reliability.
+
+    .. math::
+
+        w_{bti} = c_{bti} \\cdot r_{bt}
+
+    (:func:`confidence_weights` times :func:`frame_reliability`), at the
+    resolution of ``logits``; pass them as ``weights`` to
+    :func:`class_prototypes`.
+
+    Args:
+        logits: ``(B, T, K, H, W)`` or ``(B, K, H, W)`` float.
+
+    Returns:
+        ``(B, T, H, W)`` or ``(B, H, W)`` float32 (float64 for float64 input) in ``[0, 1]``.
+
+    Raises:
+        TypeError: ``logits`` not floating.
+        ValueError: ``logits`` of another rank.
+
+    Example:
+        >>> adaptive_weights(torch.randn(2, 3, 5, 8, 8)).shape
+        torch.Size([2, 3, 8, 8])
+    """
+    conf = confidence_weights(logits)
+    rel = frame_reliability(logits)
+    return conf * rel.view(*rel.shape, 1, 1)
