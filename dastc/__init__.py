@@ -13,8 +13,28 @@ from dastc import functional
 from dastc._validate import set_value_checks, value_checks
 
 # --- imports (one block per module; keep sorted by module) ---
+from dastc.functional.class_mix import ClipMixOutput
+from dastc.functional.prototypes import Prototypes
+from dastc.functional.pseudo_label import PseudoLabel
+from dastc.losses import IntraInterClassAlignmentLoss
+from dastc.metrics import ConfusionMatrix, confusion_matrix, iou_from_confusion, mean_iou
+from dastc.mixing import BidirectionalClipMix, ShallowFeatureMix
+from dastc.prototypes import SpatioTemporalPrototypeAggregator
+from dastc.teacher import EMATeacher
 
 __all__ = [
+    "BidirectionalClipMix",
+    "ClipMixOutput",
+    "ConfusionMatrix",
+    "EMATeacher",
+    "IntraInterClassAlignmentLoss",
+    "Prototypes",
+    "SpatioTemporalPrototypeAggregator",
+    "PseudoLabel",
+    "ShallowFeatureMix",
+    "confusion_matrix",
+    "iou_from_confusion",
+    "mean_iou",
     "__version__",
     "functional",
     "set_value_checks",

@@ -6,5 +6,42 @@ clips (rank 5), runs on the device and dtype of its inputs, and compiles with
 """
 
 # --- imports (one block per module; keep sorted by module) ---
+from dastc.flow import flow_validity, occlusion_mask, warp
+from dastc.functional.alignment import prototype_infonce, prototype_mmd
+from dastc.functional.class_mix import ClipMixOutput, bidirectional_clip_mix, sample_class_masks
+from dastc.functional.cross_entropy import weighted_cross_entropy
+from dastc.functional.feature_mix import resize_mask, shallow_feature_mix
+from dastc.functional.prototypes import (
+    Prototypes,
+    adaptive_weights,
+    class_prototypes,
+    class_sums,
+    confidence_weights,
+    frame_reliability,
+    prototypes_from_sums,
+)
+from dastc.functional.pseudo_label import PseudoLabel, pseudo_label, temporal_pseudo_label
 
-__all__: list[str] = []
+__all__: list[str] = [
+    "ClipMixOutput",
+    "PseudoLabel",
+    "Prototypes",
+    "adaptive_weights",
+    "class_prototypes",
+    "class_sums",
+    "confidence_weights",
+    "frame_reliability",
+    "prototype_infonce",
+    "prototype_mmd",
+    "prototypes_from_sums",
+    "flow_validity",
+    "occlusion_mask",
+    "pseudo_label",
+    "temporal_pseudo_label",
+    "warp",
+    "weighted_cross_entropy",
+    "bidirectional_clip_mix",
+    "resize_mask",
+    "sample_class_masks",
+    "shallow_feature_mix",
+]
