@@ -1,0 +1,187 @@
+"""Data for the UDA examples: datasets, batching with a resumable order, and colours.
+
+The built-in synthetic clips are the default; the real benchmarks are read by
+the readers in :mod:`dastc.data` when their roots are given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from dastc.data import Shift, SyntheticDrivingClips
+
+Item = dict[str, Any]
+
+
+@dataclass
+class DataSpec:
+    """Which data a run trains and evaluates on."""
+
+    source: str = "synthetic"
+    target: str = "synthetic"
+    source_root: str | None = None
+    target_root: str | None = None
+    source_flow_root: str | None = None
+    target_flow_root: str | None = None
+    size: tuple[int, int] = (64, 128)
+    clip_len: int = 2
+    train_clips: int = 512
+    val_clips: int = 64
+    seed: int = 0
+    shift: dict[str, float] | None = None
+
+
+class CachedDataset(Dataset[Item]):
+    """Keeps every item of a deterministic dataset in memory after its first use.
+
+    The synthetic clips are rendered from their index alone, so caching changes
+    nothing but speed: each clip is rendered once instead of once per epoch.
+    """
+
+    def __init__(self, base: Dataset[Item], max_items: int = 4096) -> None:
+        self.base = base
+        self.cache: dict[int, Item] = {}
+        self.max_items = max_items
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Item:
+        hit = self.cache.get(index)
+        if hit is None:
+            hit = self.base[index]
+            if len(self.cache) < self.max_items:
+                self.cache[index] = hit
+        return hit
+
+
+def _shift(spec: DataSpec) -> Shift | None:
+    if not spec.shift:
+        return None
+    default = Shift.default()
+    values = {**{f: getattr(default, f) for f in default.__dataclass_fields__}, **spec.shift}
+    return Shift(**values)
+
+
+def build_datasets(spec: DataSpec) -> tuple[Dataset[Item], Dataset[Item], Dataset[Item], int, list[str]]:
+    """``(source_train, target_train, target_val, num_classes, class_names)``."""
+    if spec.source == "synthetic" and spec.target == "synthetic":
+        kw: dict[str, Any] = dict(clip_len=spec.clip_len, size=spec.size, seed=spec.seed)
+        shift = _shift(spec)
+        src = SyntheticDrivingClips("source", "train", spec.train_clips, **kw)
+        tgt = SyntheticDrivingClips("target", "train", spec.train_clips, shift=shift, **kw)
+        val = SyntheticDrivingClips("target", "val", spec.val_clips, shift=shift, **kw)
+        names = list(SyntheticDrivingClips.CLASSES)
+        return CachedDataset(src), CachedDataset(tgt), CachedDataset(val), len(names), names
+    return _real_datasets(spec)
+
+
+def _real_datasets(
+    spec: DataSpec,
+) -> tuple[Dataset[Item], Dataset[Item], Dataset[Item], int, list[str]]:
+    from dastc import data as D
+
+    if spec.source_root is None or spec.target_root is None:
+        raise SystemExit("--source-root and --target-root are required for real datasets")
+    size = spec.size
+    if spec.target != "cityscapes-seq" or spec.source not in ("viper", "synthia-seq"):
+        raise SystemExit(
+            "real video benchmarks: --source viper|synthia-seq --target cityscapes-seq "
+            f"(got {spec.source} -> {spec.target})"
+        )
+    kw: dict[str, Any] = dict(clip_len=spec.clip_len, size=size)
+    if spec.source == "viper":
+        src: Any = D.VIPER(spec.source_root, "train", flow_root=spec.source_flow_root, **kw)
+        protocol = "viper"  # 15 classes
+    else:
+        src = D.SynthiaSeq(spec.source_root, flow_root=spec.source_flow_root, protocol="11", **kw)
+        protocol = "synthia-11"  # 11 classes, fence dropped
+    tgt = D.CityscapesSeq(
+        spec.target_root, "train", flow_root=spec.target_flow_root, protocol=protocol, **kw
+    )
+    val = D.CityscapesSeq(
+        spec.target_root, "val", flow_root=spec.target_flow_root, protocol=protocol, **kw
+    )
+    if src.num_classes != tgt.num_classes:
+        raise SystemExit(f"source has {src.num_classes} classes, target {tgt.num_classes}")
+    return src, tgt, val, tgt.num_classes, list(tgt.class_names)
+
+
+def collate(items: Sequence[Item]) -> dict[str, Tensor]:
+    """Stack the tensor fields of dataset items into a batch."""
+    out: dict[str, Tensor] = {}
+    for key, value in items[0].items():
+        if isinstance(value, Tensor):
+            out[key] = torch.stack([it[key] for it in items])
+    return out
+
+
+class EpochOrder:
+    """Batch indices for iteration ``i``, a pure function of ``(seed, i)``.
+
+    Each epoch is a fresh permutation drawn from ``seed + epoch``; a run resumed
+    at iteration ``i`` therefore sees exactly the batches an uninterrupted run
+    would. Under ``world`` processes, process ``rank`` takes every ``world``-th
+    index of the global batch.
+    """
+
+    def __init__(self, n: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        if n < batch * world:
+            raise ValueError(f"dataset of {n} items is smaller than the global batch {batch * world}")
+        self.n, self.batch, self.seed, self.rank, self.world = n, batch, seed, rank, world
+        self.per_epoch = n // (batch * world)
+        self._perm_epoch = -1
+        self._perm = torch.empty(0, dtype=torch.long)
+
+    def indices(self, iteration: int) -> list[int]:
+        epoch, pos = divmod(iteration, self.per_epoch)
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(self.n, generator=g)
+            self._perm_epoch = epoch
+        gb = self.batch * self.world
+        chunk = self._perm[pos * gb : (pos + 1) * gb]
+        return chunk[self.rank :: self.world].tolist()
+
+
+def batches(ds: Dataset[Item], order: EpochOrder, start: int) -> Iterator[dict[str, Tensor]]:
+    """Infinite batches from iteration ``start`` on."""
+    i = start
+    while True:
+        yield collate([ds[j] for j in order.indices(i)])
+        i += 1
+
+
+def palette(num_classes: int) -> Tensor:
+    """uint8 ``(K + 1, 3)`` colours; the last row (black) is for ignored pixels."""
+    if num_classes == SyntheticDrivingClips.NUM_CLASSES:
+        pal = SyntheticDrivingClips.PALETTE
+    else:
+        g = torch.Generator().manual_seed(3)
+        pal = (torch.rand(num_classes, 3, generator=g) * 255).to(torch.uint8)
+    return torch.cat([pal, torch.zeros(1, 3, dtype=torch.uint8)])
+
+
+def colorize(label: Tensor, num_classes: int) -> Tensor:
+    """long ``(..., H, W)`` -> uint8 ``(..., H, W, 3)``; ignored pixels black."""
+    ok = (label >= 0) & (label < num_classes)
+    return palette(num_classes)[torch.where(ok, label, num_classes)]
+
+
+def val_batches(ds: Dataset[Item], batch: int, rank: int = 0, world: int = 1) -> Iterator[dict[str, Tensor]]:
+    """The validation set once, in order; process ``rank`` of ``world`` takes its share."""
+    n = len(ds)  # type: ignore[arg-type]
+    mine = list(range(rank, n, world))
+    for s in range(0, len(mine), batch):
+        yield collate([ds[j] for j in mine[s : s + batch]])
+
+
+def num_batches(n: int, batch: int) -> int:
+    return math.ceil(n / batch)

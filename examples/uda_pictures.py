@@ -1,0 +1,145 @@
+"""PNG pictures of a UDA run: mixed clips, predictions vs labels, per-class IoU, curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from uda_data import colorize, val_batches
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _img(x: Tensor) -> Any:
+    """(3, H, W) float -> (H, W, 3) numpy."""
+    return x.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def _overlay(x: Tensor, label: Tensor, k: int, alpha: float = 0.5) -> Any:
+    col = colorize(label.cpu(), k).float() / 255
+    return (_img(x) * (1 - alpha) + col.numpy() * alpha).clip(0, 1)
+
+
+def mix_figure(batch: dict[str, Any], k: int, path: Path) -> None:
+    """Rows: source + label, target + pseudo-label, S→T mixed + label, T→S mixed + label,
+    and both masks; columns: frames of the first clip."""
+    plt = _plt()
+    mix = batch["mix"]
+    T = batch["xs"].shape[1]
+    rows = [
+        ("source clip + label", batch["xs"][0], batch["ys"][0]),
+        ("target clip + pseudo-label", batch["xt"][0], batch["yt"][0]),
+        ("S→T mixed + label", mix.s2t_clip[0], mix.s2t_label[0]),
+        ("T→S mixed + label", mix.t2s_clip[0], mix.t2s_label[0]),
+    ]
+    fig, axes = plt.subplots(len(rows) + 1, T, figsize=(3.2 * T, 1.9 * (len(rows) + 1)), squeeze=False)
+    for r, (title, clip, lab) in enumerate(rows):
+        for t in range(T):
+            axes[r][t].imshow(_overlay(clip[t], lab[t], k))
+            axes[r][t].set_title(f"{title}, frame {t}", fontsize=7)
+    for t in range(T):
+        m = torch.stack([mix.s2t_mask[0, t], mix.t2s_mask[0, t], torch.zeros_like(mix.s2t_mask[0, t])])
+        axes[-1][t].imshow(m.float().permute(1, 2, 0).cpu().numpy())
+        axes[-1][t].set_title(f"masks: red S→T, green T→S, frame {t}", fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def predictions_figure(tr: Any, path: Path, n: int = 4) -> None:
+    """Target val: image, label, student and teacher predictions (last frame)."""
+    plt = _plt()
+    b = next(val_batches(tr.val_ds, n))
+    b = {key: v.to(tr.device) for key, v in b.items()}
+    flow = tr._flow(b) if tr.cfg.method != "image_dacs" else None
+    tr.student.eval()
+    ps = tr.student(b["clip"], flow)[:, -1].argmax(1)
+    pt = tr.teacher.model(b["clip"], flow)[:, -1].argmax(1)
+    tr.student.train()
+    k = tr.K
+    cols = [("target image", None), ("label", b["label"][:, -1]), ("student", ps), ("teacher", pt)]
+    fig, axes = plt.subplots(n, len(cols), figsize=(3.2 * len(cols), 1.9 * n), squeeze=False)
+    for i in range(min(n, b["clip"].shape[0])):
+        for j, (title, lab) in enumerate(cols):
+            ax = axes[i][j]
+            if lab is None:
+                ax.imshow(_img(b["clip"][i, -1]))
+            else:
+                ax.imshow(colorize(lab[i].cpu(), k).numpy())
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def iou_figure(names: list[str], iou_s: Tensor, iou_t: Tensor, path: Path, title: str) -> None:
+    plt = _plt()
+    x = torch.arange(len(names)).numpy()
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names)), 3.2))
+    ax.bar(x - 0.2, iou_s.nan_to_num(0).numpy(), 0.4, label="student")
+    ax.bar(x + 0.2, iou_t.nan_to_num(0).numpy(), 0.4, label="teacher")
+    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curves_figure(history: dict[str, list[Any]], evals: list[dict[str, Any]], names: list[str], path: Path) -> None:
+    """Losses, pseudo-label confident fraction and class histogram, val mIoU over iterations."""
+    plt = _plt()
+    its = history.get("iter", [])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
+    for key, vals in history.items():
+        if key in ("iter", "pl_hist", "pl_conf"):
+            continue
+        axes[0].plot(its[: len(vals)], vals, label=key)
+    axes[0].set_yscale("log")
+    axes[0].set_title("losses", fontsize=9)
+    axes[0].legend(fontsize=7)
+    if "pl_hist" in history:
+        h = torch.tensor(history["pl_hist"])
+        axes[1].stackplot(its[: len(h)], h.T.numpy(), labels=names)
+        axes[1].set_ylim(0, 1)
+        axes[1].set_title("teacher pseudo-label class fractions (collapse check)", fontsize=9)
+        axes[1].legend(fontsize=6, loc="upper left", ncol=3)
+    if "pl_conf" in history:
+        ax2 = axes[1].twinx()
+        ax2.plot(its[: len(history["pl_conf"])], history["pl_conf"], "k--", label="confident fraction")
+        ax2.set_ylim(0, 1)
+        ax2.legend(fontsize=7, loc="upper right")
+    if evals:
+        axes[2].plot([e["iter"] for e in evals], [e["student"] for e in evals], "o-", label="student")
+        axes[2].plot([e["iter"] for e in evals], [e["teacher"] for e in evals], "s-", label="teacher")
+        axes[2].legend(fontsize=8)
+    axes[2].set_title("target val mIoU (%, subset)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_all_pictures(tr: Any, out: Path, iou_s: Tensor, iou_t: Tensor) -> None:
+    """Write every picture of a finished run into ``out``."""
+    if tr.last_batch:
+        mix_figure(tr.last_batch, tr.K, out / "mixed_clips.png")
+    predictions_figure(tr, out / "predictions.png")
+    title = f"{tr.cfg.method}: target val per-class IoU (student mIoU {float(iou_s.nanmean()):.1f})"
+    iou_figure(tr.class_names, iou_s, iou_t, out / "per_class_iou.png", title)
+    curves_figure(tr.history, tr.evals, tr.class_names, out / "training_curves.png")

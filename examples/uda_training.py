@@ -1,0 +1,498 @@
+"""The DA-STC training loop composed from dastc's blocks, shared by the UDA examples.
+
+One iteration (see the method description in the docs):
+
+1. the EMA teacher predicts on the target clip (with the flow-fused temporal
+   model): pseudo-labels, confidence, a per-clip quality weight;
+2. ``BidirectionalClipMix`` builds source→target and target→source clips (and
+   their flows) from one class set per clip, then a strong augmentation;
+3. ``ShallowFeatureMix`` mixes the student's shallow features of the source and
+   target clips with the same masks;
+4. ``SpatioTemporalPrototypeAggregator`` builds class prototypes of the deep
+   features per domain (target weighted by confidence × frame reliability), and
+   ``IntraInterClassAlignmentLoss`` aligns them;
+5. loss = CE(source) + weighted CE on both mixed clips and both feature-mixed
+   paths + λ · alignment; the teacher follows the student by EMA.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import dastc
+from dastc import functional as DF
+from uda_data import DataSpec, EpochOrder, batches, build_datasets, val_batches
+
+METHODS = ("dastc", "source_only", "image_dacs", "oracle")
+
+
+@dataclass
+class Config:
+    """Everything that defines a run; saved in results.json and in checkpoints."""
+
+    method: str = "dastc"
+    iters: int = 1200
+    batch: int = 4
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    ema: float = 0.99
+    pseudo_threshold: float = 0.968
+    class_fraction: float = 0.5
+    align_weight: float = 0.1
+    align_kind: str = "infonce"
+    align_temperature: float = 0.1
+    align_memory: bool = True
+    feature_blend: float = 1.0
+    clip_mix: bool = True
+    s2t: bool = True
+    t2s: bool = True
+    feature_mix: bool = True
+    align: bool = True
+    temporal: bool = True
+    adaptive_weights: bool = True
+    strong_aug: bool = True
+    adapt_start: int = 0
+    model: str = "tiny"
+    width: int = 32
+    data: DataSpec = field(default_factory=DataSpec)
+    seed: int = 0
+    eval_every: int = 300
+    log_every: int = 25
+    ckpt_every: int = 300
+    on_nan: str = "stop"
+    threads: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
+        if isinstance(self.data, dict):
+            d = dict(self.data)
+            d["size"] = tuple(d["size"])
+            self.data = DataSpec(**d)
+
+    @property
+    def adapts(self) -> bool:
+        return self.method in ("dastc", "image_dacs")
+
+    @property
+    def use_align(self) -> bool:
+        return self.method == "dastc" and self.align
+
+    @property
+    def use_temporal(self) -> bool:
+        return self.method != "image_dacs" and self.temporal and self.data.clip_len > 1
+
+
+def build_model(cfg: Config, num_classes: int) -> nn.Module:
+    """The example's segmenter: the tiny temporal model, or a segmentation-models-pytorch one."""
+    if cfg.model == "tiny":
+        from tiny_segmenter import TinySegmenter
+
+        w = cfg.width
+        return TinySegmenter(num_classes, widths=(w // 2, w, 2 * w), deep_channels=3 * w // 2)
+    if cfg.model.startswith("smp:"):
+        from smp_segmenter import SmpSegmenter
+
+        return SmpSegmenter.from_spec(cfg.model, num_classes)
+    raise SystemExit(f"--model: expected 'tiny' or 'smp:<arch>:<encoder>[:weights]', got {cfg.model}")
+
+
+# ---------------------------------------------------------------- augmentation
+def strong_augment(clip: Tensor, g: torch.Generator, p_jitter: float = 0.8) -> Tensor:
+    """Colour jitter (0.2) and Gaussian blur with the same parameters for every frame of a clip.
+
+    clip: float ``(B, T, 3, H, W)`` in [0, 1] -> same shape.
+    """
+    B, T, C, H, W = clip.shape
+    dev = clip.device
+
+    def u(lo: float, hi: float) -> Tensor:
+        return (lo + (hi - lo) * torch.rand(B, generator=g, device=dev)).view(B, 1, 1, 1, 1)
+
+    on = (torch.rand(B, generator=g, device=dev) < p_jitter).view(B, 1, 1, 1, 1)
+    bright, contrast, sat = u(0.8, 1.2), u(0.8, 1.2), u(0.8, 1.2)
+    x = clip * bright
+    grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 1, 3, 1, 1)).sum(2, True)
+    x = (x - grey.mean((-2, -1), True)) * contrast + grey.mean((-2, -1), True)
+    grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 1, 3, 1, 1)).sum(2, True)
+    x = grey + (x - grey) * sat
+    x = torch.where(on, x, clip)
+    sigma = u(0.15, 1.15).view(B)
+    blur_on = torch.rand(B, generator=g, device=dev) < 0.5
+    r = 2
+    t = torch.arange(-r, r + 1, device=dev, dtype=clip.dtype)
+    k = torch.exp(-(t.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))
+    k = k / k.sum(1, keepdim=True)
+    ident = torch.zeros_like(k)
+    ident[:, r] = 1
+    k = torch.where(blur_on.view(B, 1), k, ident)  # (B, 2r+1)
+    kk = k.repeat_interleave(T * C, 0)  # (B*T*C, 2r+1)
+    y = x.reshape(1, B * T * C, H, W)
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), kk.view(-1, 1, 1, 2 * r + 1), groups=B * T * C)
+    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), kk.view(-1, 1, 2 * r + 1, 1), groups=B * T * C)
+    return y.view(B, T, C, H, W).clamp(0, 1)
+
+
+# ---------------------------------------------------------------- the trainer
+class Trainer:
+    """Holds every stateful piece of a run; one call of :meth:`step` is one iteration."""
+
+    def __init__(self, cfg: Config, out: Path, device: torch.device | None = None) -> None:
+        self.cfg = cfg
+        self.out = out
+        self.device = device or torch.device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.src_ds, self.tgt_ds, self.val_ds, self.K, self.class_names = build_datasets(cfg.data)
+        self.student = build_model(cfg, self.K).to(self.device)
+        self.teacher = dastc.EMATeacher(self.student, momentum=cfg.ema, warmup=True)
+        decay, no_decay = [], []
+        for n, p in self.student.named_parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda i: (1 - min(i, cfg.iters - 1) / cfg.iters) ** 0.9
+        )
+        self.mix = dastc.BidirectionalClipMix(self.K, class_fraction=cfg.class_fraction)
+        self.fmix = dastc.ShallowFeatureMix(blend=cfg.feature_blend)
+        feat_dim = int(getattr(self.student, "deep_channels"))
+        self.agg_src = dastc.SpatioTemporalPrototypeAggregator(self.K, feat_dim).to(self.device)
+        self.agg_tgt = dastc.SpatioTemporalPrototypeAggregator(self.K, feat_dim).to(self.device)
+        self.align = dastc.IntraInterClassAlignmentLoss(
+            temperature=cfg.align_temperature, kind=cfg.align_kind
+        )
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 17)
+        self.iteration = 0
+        self.history: dict[str, list[float]] = {}
+        self.evals: list[dict[str, Any]] = []
+        self.order_src = EpochOrder(len(self.src_ds), cfg.batch, cfg.seed * 2 + 1)  # type: ignore[arg-type]
+        self.order_tgt = EpochOrder(len(self.tgt_ds), cfg.batch, cfg.seed * 2 + 2)  # type: ignore[arg-type]
+        self.last_batch: dict[str, Any] = {}
+
+    # -- model calls ---------------------------------------------------------
+    def _flow(self, b: dict[str, Tensor]) -> Tensor | None:
+        return b.get("flow_prev") if self.cfg.use_temporal else None
+
+    def _as_frames(self, b: dict[str, Tensor]) -> dict[str, Tensor]:
+        """image_dacs: every frame is an image (a clip of one frame), no flow."""
+        out = {}
+        for k, v in b.items():
+            if v.dim() >= 4 and k in ("clip", "label", "flow", "flow_prev", "valid"):
+                out[k] = v.reshape(v.shape[0] * v.shape[1], 1, *v.shape[2:])
+            else:
+                out[k] = v
+        return out
+
+    # -- one iteration --------------------------------------------------------
+    def step(self, bs: dict[str, Tensor], bt: dict[str, Tensor]) -> dict[str, Tensor]:
+        cfg = self.cfg
+        dev = self.device
+        bs = {k: v.to(dev, non_blocking=True) for k, v in bs.items()}
+        bt = {k: v.to(dev, non_blocking=True) for k, v in bt.items()}
+        if cfg.method == "image_dacs":
+            bs, bt = self._as_frames(bs), self._as_frames(bt)
+        self.student.train()
+        logs: dict[str, Tensor] = {}
+        if cfg.method == "source_only":
+            loss = F.cross_entropy(self.student(bs["clip"], self._flow(bs)).flatten(0, 1), bs["label"].flatten(0, 1), ignore_index=255)
+            logs["src"] = loss.detach()
+        elif cfg.method == "oracle":
+            loss = F.cross_entropy(self.student(bt["clip"], self._flow(bt)).flatten(0, 1), bt["label"].flatten(0, 1), ignore_index=255)
+            logs["tgt_sup"] = loss.detach()
+        else:
+            loss = self._adapt_loss(bs, bt, logs)
+        logs["loss"] = loss.detach()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return logs
+
+    def _adapt_loss(self, bs: dict[str, Tensor], bt: dict[str, Tensor], logs: dict[str, Tensor]) -> Tensor:
+        """DA-STC loss. The student runs once on the concatenation of every input
+        (GroupNorm is per sample, so batching changes nothing but speed): one
+        shallow pass over [source, target, S→T, T→S] clips and one deep pass over
+        their shallow features plus the two feature-mixed ones."""
+        cfg = self.cfg
+        model = self.student
+        xs, ys, xt = bs["clip"], bs["label"], bt["clip"]
+        fs, ft = self._flow(bs), self._flow(bt)
+        B = xs.shape[0]
+        # 1. pseudo-labels from the EMA teacher (temporal model: previous frame fused by flow)
+        with torch.no_grad():
+            t_logits = self.teacher.model(xt, ft).float()
+        pl = DF.pseudo_label(t_logits, cfg.pseudo_threshold)
+        logs["pl_conf"] = (pl.confidence > cfg.pseudo_threshold).float().mean()
+        logs["pl_hist"] = torch.bincount(pl.label.flatten(), minlength=self.K).float() / pl.label.numel()
+        w_adapt = 1.0 if self.iteration >= cfg.adapt_start else 0.0
+        # 2. sequence-level bidirectional mix (+ strong augmentation, same for every frame)
+        mix = self.mix(xs, ys, xt, pl.label, pl.weight, generator=self.gen, src_flow=fs, tgt_flow=ft)
+        self.last_batch = {"xs": xs, "ys": ys, "xt": xt, "yt": pl.label, "mix": mix}
+        dirs = [d for d, on in (("s2t", cfg.s2t), ("t2s", cfg.t2s)) if on]
+        parts = {"s2t": (mix.s2t_clip, mix.s2t_label, mix.s2t_weight, mix.s2t_flow),
+                 "t2s": (mix.t2s_clip, mix.t2s_label, mix.t2s_weight, mix.t2s_flow)}
+        clips, flows = [xs, xt], [fs, ft]
+        if cfg.clip_mix:
+            for d in dirs:
+                clip = parts[d][0]
+                clips.append(strong_augment(clip, self.gen) if cfg.strong_aug else clip)
+                flows.append(parts[d][3])
+        # 3. one shallow pass; shallow-feature mix with the same masks
+        shallow = model.shallow(torch.cat(clips)).split(B)
+        hs, ht = shallow[0], shallow[1]
+        feats, fflows = list(shallow), list(flows)
+        if cfg.feature_mix:
+            f_s2t, f_t2s = self.fmix(hs, ht, mix.s2t_mask, mix.t2s_mask)
+            for d in dirs:
+                feats.append(f_s2t if d == "s2t" else f_t2s)
+                fflows.append(parts[d][3])
+        flow_cat = None if fflows[0] is None else torch.cat(fflows)  # type: ignore[arg-type]
+        deep_all, logits_all = model.deep(torch.cat(feats), flow_cat)
+        deep, logits = deep_all.split(B), logits_all.split(B)
+        loss = F.cross_entropy(logits[0].flatten(0, 1), ys.flatten(0, 1), ignore_index=255)
+        logs["src"] = loss.detach()
+        i = 2
+        names = ([d for d in dirs] if cfg.clip_mix else []) + ([f"f_{d}" for d in dirs] if cfg.feature_mix else [])
+        for name in names:
+            _, lab, w, _ = parts[name.removeprefix("f_")]
+            lm = DF.weighted_cross_entropy(logits[i], lab, w)
+            loss = loss + w_adapt * lm
+            logs[name] = lm.detach()
+            i += 1
+        # 4. category-aware spatio-temporal alignment of deep features
+        if cfg.use_align:
+            weights = DF.adaptive_weights(t_logits) if cfg.adaptive_weights else None
+            p_src = self.agg_src(deep[0], ys)
+            p_tgt = self.agg_tgt(deep[1], pl.label, weights)
+            self.agg_src.update(p_src)
+            self.agg_tgt.update(p_tgt)
+            src_side = self.agg_src.memory_prototypes() if cfg.align_memory else p_src
+            la = self.align(src_side, p_tgt)
+            loss = loss + w_adapt * cfg.align_weight * la
+            logs["align"] = la.detach()
+        return loss
+
+    def optimizer_step(self) -> None:
+        self.opt.step()
+        self.sched.step()
+        self.teacher.update(self.student)
+        self.iteration += 1
+
+    # -- evaluation ----------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, max_batches: int | None = None) -> tuple[Tensor, float]:
+        """Per-class IoU and mIoU (%) on the target val split, last frame of each clip."""
+        was = model.training
+        model.eval()
+        cm = dastc.ConfusionMatrix(self.K, device=self.device)
+        for i, b in enumerate(val_batches(self.val_ds, self.cfg.batch * 2)):
+            if max_batches is not None and i >= max_batches:
+                break
+            b = {k: v.to(self.device) for k, v in b.items()}
+            logits = model(b["clip"], self._flow(b) if self.cfg.method != "image_dacs" else None)
+            cm.update(logits[:, -1].argmax(1), b["label"][:, -1])
+        model.train(was)
+        iou, miou = cm.compute()
+        return iou * 100, float(miou) * 100
+
+    # -- checkpoints ---------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": "dastc-example-v1",
+            "config": json.loads(json.dumps(asdict(self.cfg))),
+            "num_classes": self.K,
+            "iteration": self.iteration,
+            "student": self.student.state_dict(),
+            "teacher": self.teacher.state_dict(),
+            "agg_src": self.agg_src.state_dict(),
+            "agg_tgt": self.agg_tgt.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "gen": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "evals": json.loads(json.dumps(self.evals)),
+        }
+
+    def save(self, path: Path) -> None:
+        """Atomic: write a temporary file, then rename over ``path``."""
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> None:
+        st = torch.load(path, map_location=self.device, weights_only=True)
+        if st.get("format") != "dastc-example-v1":
+            raise SystemExit(f"{path}: not a dastc example checkpoint")
+        mine, theirs = asdict(self.cfg), st["config"]
+        for key in ("model", "width", "method"):
+            if mine[key] != theirs[key]:
+                raise SystemExit(f"{path}: checkpoint has {key}={theirs[key]!r}, this run {mine[key]!r}")
+        if st["num_classes"] != self.K:
+            raise SystemExit(f"{path}: checkpoint has {st['num_classes']} classes, this run {self.K}")
+        self.student.load_state_dict(st["student"])
+        self.teacher.load_state_dict(st["teacher"])
+        self.agg_src.load_state_dict(st["agg_src"])
+        self.agg_tgt.load_state_dict(st["agg_tgt"])
+        self.opt.load_state_dict(st["opt"])
+        self.sched.load_state_dict(st["sched"])
+        self.gen.set_state(st["gen"].cpu() if self.device.type == "cpu" else st["gen"])
+        torch.set_rng_state(st["torch_rng"].cpu())
+        self.iteration = int(st["iteration"])
+        self.history = {k: list(v) for k, v in st["history"].items()}
+        self.evals = list(st["evals"])
+
+    def record(self, logs: dict[str, Tensor]) -> None:
+        for k, v in logs.items():
+            if k == "pl_hist":
+                self.history.setdefault(k, []).append(v.tolist())  # type: ignore[arg-type]
+            else:
+                self.history.setdefault(k, []).append(float(v))
+        self.history.setdefault("iter", []).append(float(self.iteration))
+
+
+class Interrupt:
+    """Turns SIGINT/SIGTERM into a flag checked between iterations (then checkpoint, exit)."""
+
+    def __init__(self) -> None:
+        self.hit: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupt:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.hit is not None:  # second signal: give up at once
+            raise KeyboardInterrupt
+        self.hit = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def train(cfg: Config, out: Path, resume: Path | None = None, progress: bool = True,
+          stop_after: int | None = None, device: torch.device | None = None) -> dict[str, Any]:
+    """Run (or resume) a training; write checkpoints, pictures, results.json; return the results."""
+    from uda_pictures import save_all_pictures
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    tr = Trainer(cfg, out, device)
+    ckpt = out / "checkpoint.pt"
+    if resume is not None:
+        src = resume / "checkpoint.pt" if resume.is_dir() else resume
+        tr.load(src)
+    log = open(out / "log.txt", "a", encoding="utf-8")
+    log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} start at iteration {tr.iteration}: {json.dumps(asdict(cfg))}\n")
+    bar = _progress(cfg.iters, tr.iteration, progress)
+    t0 = time.time()
+    it_s = batches(tr.src_ds, tr.order_src, tr.iteration)
+    it_t = batches(tr.tgt_ds, tr.order_tgt, tr.iteration)
+    last_good = tr.iteration
+    with Interrupt() as intr:
+        while tr.iteration < cfg.iters:
+            logs = tr.step(next(it_s), next(it_t))
+            loss = logs["loss"]
+            if not bool(torch.isfinite(loss)):
+                msg = f"non-finite loss {float(loss)} at iteration {tr.iteration}"
+                log.write(msg + "\n")
+                if cfg.on_nan == "skip":
+                    tr.opt.zero_grad(set_to_none=True)
+                    tr.iteration += 1
+                    tr.sched.step()
+                    continue
+                log.close()
+                raise FloatingPointError(
+                    f"{msg}; the last good checkpoint (iteration {last_good}) is {ckpt}. "
+                    "Lower --lr, or pass --on-nan skip to skip such steps."
+                )
+            tr.optimizer_step()
+            if tr.iteration % cfg.log_every == 0 or tr.iteration == cfg.iters:
+                tr.record(logs)
+                line = " ".join(f"{k}={float(v):.3f}" for k, v in logs.items() if k != "pl_hist")
+                log.write(f"it {tr.iteration} {line}\n")
+                log.flush()
+                if bar is not None:
+                    bar.set_postfix_str(line[:90])
+            if tr.iteration % cfg.eval_every == 0 and tr.iteration < cfg.iters:
+                _eval_record(tr, log, max_batches=4)
+            if tr.iteration % cfg.ckpt_every == 0:
+                tr.save(ckpt)
+                last_good = tr.iteration
+            if bar is not None:
+                bar.update(1)
+            if intr.hit is not None or (stop_after is not None and tr.iteration >= stop_after):
+                tr.save(ckpt)
+                log.write(f"stopped at iteration {tr.iteration} (signal {intr.hit}); resume with --resume {out}\n")
+                log.close()
+                if bar is not None:
+                    bar.close()
+                if intr.hit is not None:
+                    raise SystemExit(128 + intr.hit)
+                return {"stopped_at": tr.iteration}
+    if bar is not None:
+        bar.close()
+    tr.save(ckpt)
+    seconds = time.time() - t0
+    iou_s, miou_s = tr.evaluate(tr.student)
+    iou_t, miou_t = tr.evaluate(tr.teacher.model)
+    results = {
+        "method": cfg.method,
+        "miou": miou_s,
+        "miou_teacher": miou_t,
+        "evaluated": "student (miou) and EMA teacher (miou_teacher), target val, last frame of each clip",
+        "per_class_iou": dict(zip(tr.class_names, _nan_none(iou_s))),
+        "per_class_iou_teacher": dict(zip(tr.class_names, _nan_none(iou_t))),
+        "iters": cfg.iters,
+        "seconds": round(seconds, 1),
+        "pseudo_label_hist": tr.history.get("pl_hist", [[]])[-1] if "pl_hist" in tr.history else None,
+        "pseudo_label_confident_fraction": tr.history.get("pl_conf", [None])[-1],
+        "config": asdict(cfg),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    log.write(f"final miou student={miou_s:.2f} teacher={miou_t:.2f} seconds={seconds:.0f}\n")
+    log.close()
+    torch.save(tr.student.state_dict(), out / "student.pt")
+    try:
+        save_all_pictures(tr, out, iou_s, iou_t)
+    except ImportError as e:  # matplotlib is in the examples extra
+        print(f"pictures skipped ({e}); pip install 'dastc[examples]'")
+    return results
+
+
+def _eval_record(tr: Trainer, log: Any, max_batches: int | None) -> None:
+    _, ms = tr.evaluate(tr.student, max_batches)
+    _, mt = tr.evaluate(tr.teacher.model, max_batches)
+    tr.evals.append({"iter": tr.iteration, "student": ms, "teacher": mt})
+    log.write(f"eval it {tr.iteration} miou student={ms:.2f} teacher={mt:.2f}\n")
+
+
+def _nan_none(x: Tensor) -> list[float | None]:
+    return [None if math.isnan(v) else round(v, 2) for v in x.tolist()]
+
+
+def _progress(total: int, start: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=start, desc="train", dynamic_ncols=True, mininterval=1.0)
+

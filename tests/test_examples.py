@@ -1,0 +1,114 @@
+"""The UDA examples: every method trains for a few iterations, resume is exact, predict runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("PIL")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+from train_video_uda import main, parse_args  # noqa: E402
+from uda_training import Config, Trainer, train  # noqa: E402
+
+TINY = ["--iters", "3", "--batch", "2", "--size", "32", "64", "--train-clips", "4",
+        "--val-clips", "2", "--eval-every", "2", "--log-every", "1", "--no-progress"]
+
+
+@pytest.mark.parametrize("method", ["dastc", "source_only", "image_dacs", "oracle"])
+def test_each_method_trains_and_writes_results(tmp_path, method):
+    out = tmp_path / method
+    res = main(["--method", method, "--out", str(out), *TINY])
+    assert res["method"] == method and res["iters"] == 3
+    assert math.isfinite(res["miou"]) and 0 <= res["miou"] <= 100
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["per_class_iou"]) == {
+        "road", "sidewalk", "building", "vegetation", "sky", "pole", "sign", "person", "car"
+    }
+    assert saved["config"]["method"] == method
+    for png in ("predictions.png", "per_class_iou.png", "training_curves.png"):
+        assert (out / png).stat().st_size > 1000
+    if method in ("dastc", "image_dacs"):
+        assert (out / "mixed_clips.png").is_file()
+        assert saved["pseudo_label_confident_fraction"] is not None
+    assert "final miou" in (out / "log.txt").read_text()
+
+
+def test_ablation_flags_reach_the_config():
+    cfg, out, _, _ = parse_args(["--no-align", "--no-feature-mix", "--no-t2s", "--shift", "blur=0"])
+    assert not cfg.align and not cfg.feature_mix and not cfg.t2s and cfg.s2t and cfg.clip_mix
+    assert cfg.data.shift == {"blur": 0.0}
+    assert out == Path("runs") / "dastc"
+    with pytest.raises(SystemExit):
+        parse_args(["--shift", "nonsense=1"])
+
+
+def _cfg(**kw) -> Config:
+    cfg, _, _, _ = parse_args(["--batch", "2", "--size", "32", "64", "--train-clips", "4",
+                               "--val-clips", "2", "--log-every", "1", "--ckpt-every", "100"])
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path):
+    full = _cfg(iters=4)
+    train(full, tmp_path / "full", progress=False)
+    part = _cfg(iters=4)
+    stopped = train(part, tmp_path / "part", progress=False, stop_after=2)
+    assert stopped == {"stopped_at": 2}
+    train(_cfg(iters=4), tmp_path / "part", resume=tmp_path / "part", progress=False)
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)
+    assert a["iteration"] == b["iteration"] == 4
+    for key in ("student", "teacher", "agg_src", "agg_tgt"):
+        for name, t in a[key].items():
+            if isinstance(t, torch.Tensor):
+                assert torch.equal(t, b[key][name]), (key, name)
+    assert a["history"]["loss"] == b["history"]["loss"]
+
+
+def test_checkpoint_of_other_config_is_refused(tmp_path):
+    train(_cfg(iters=1), tmp_path / "a", progress=False)
+    other = _cfg(iters=2, width=16)
+    tr = Trainer(other, tmp_path / "b")
+    with pytest.raises(SystemExit, match="width"):
+        tr.load(tmp_path / "a" / "checkpoint.pt")
+
+
+def test_predict_on_a_folder(tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    main(["--out", str(run), "--method", "source_only", *TINY])
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        arr = (torch.rand(40, 70, 3) * 255).to(torch.uint8).numpy()
+        Image.fromarray(arr).save(frames / f"f{i}.png")
+    seg = tmp_path / "seg"
+    cmd = [sys.executable, str(EXAMPLES / "predict.py"), str(run), str(frames), "--out", str(seg)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    out = Image.open(seg / "f0_seg.png")
+    assert out.size == (70, 40)
+    assert (seg / "f1_overlay.png").is_file()
+
+
+@pytest.mark.slow
+def test_main_command_short_budget(tmp_path):
+    """The README's main command, with a short budget."""
+    cmd = [sys.executable, str(EXAMPLES / "train_video_uda.py"), "--iters", "60",
+           "--eval-every", "30", "--out", str(tmp_path / "run"), "--no-progress"]
+    proc = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=1200)
+    assert "target mIoU" in proc.stdout
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["iters"] == 60 and math.isfinite(res["miou"])
