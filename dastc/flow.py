@@ -263,7 +263,9 @@ def occlusion_mask(
         )
     check_same_device(("flow_fw", flow_fw), ("flow_bw", flow_bw))
     for name, value in (("alpha1", alpha1), ("alpha2", alpha2)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name}: expected a float >= 0, got {value!r}")
+        if not value >= 0:
             raise ValueError(f"{name}: expected a float >= 0, got {value!r}")
     dtype = _compute_dtype(flow_fw, flow_bw)
     f = flow_fw.to(dtype)

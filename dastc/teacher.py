@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import weakref
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dastc._validate import check_float, check_unit_interval, describe
+from dastc._validate import check_float, check_nonempty, check_unit_interval, describe
 from dastc.functional.pseudo_label import PseudoLabel, pseudo_label
 
 __all__ = ["EMATeacher"]
@@ -22,12 +23,10 @@ _Slot = tuple[dict[str, Any], str]
 def _unwrap(module: nn.Module) -> nn.Module:
     """Strip DistributedDataParallel / DataParallel (``.module``) and compile (``._orig_mod``)."""
     compiled: tuple[type, ...] = ()
-    try:
+    if "torch._dynamo" in sys.modules:  # a compiled module exists only once dynamo is loaded
         from torch._dynamo.eval_frame import OptimizedModule
 
         compiled = (OptimizedModule,)
-    except ImportError:  # pragma: no cover - very old torch
-        pass
     parallel = (nn.parallel.DistributedDataParallel, nn.DataParallel)
     while True:
         if compiled and isinstance(module, compiled):
@@ -297,6 +296,7 @@ class EMATeacher(nn.Module):
             torch.Size([1, 8, 8])
         """
         x = check_float(x, "x", ("B T C H W", "B C H W"))
+        check_nonempty(x, "x")
         out = self.model(x)
         if not isinstance(out, Tensor) or not out.is_floating_point():
             raise TypeError(

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from dastc._validate import (
     check_dims,
+    check_finite,
     check_float,
     check_ignore_index,
     check_labels,
@@ -99,6 +100,7 @@ def weighted_cross_entropy(
         weight = check_float(weight, "weight", ("B T H W", "B H W"))
         check_same_shape(label, "label", weight, "weight")
         check_same_device(("logits", logits), ("weight", weight))
+        check_finite(weight, "weight")
     if normalize not in ("valid", "all"):
         raise ValueError(f"normalize: expected 'valid' or 'all', got {normalize!r}")
     num_classes = logits.shape[-3]

@@ -31,6 +31,16 @@ def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
         torch.Size([2, 3, 4, 4])
     """
     V.check_bool(mask, "mask", _MASK)
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+    ):
+        raise ValueError(f"size: expected a pair of ints (h, w) > 0, got {size!r}")
+    return _resize_mask(mask, (int(size[0]), int(size[1])))
+
+
+def _resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(mask.shape[-2:]) == tuple(size):
         return mask
     lead = mask.shape[:-2]
@@ -98,8 +108,8 @@ def shallow_feature_mix(
         ("t2s_mask", t2s_mask),
     )
     size = (src_feat.shape[-2], src_feat.shape[-1])
-    ms = resize_mask(s2t_mask, size).unsqueeze(-3)
-    mt = resize_mask(t2s_mask, size).unsqueeze(-3)
+    ms = _resize_mask(s2t_mask, size).unsqueeze(-3)
+    mt = _resize_mask(t2s_mask, size).unsqueeze(-3)
     if a == 1.0:
         return torch.where(ms, src_feat, tgt_feat), torch.where(mt, tgt_feat, src_feat)
     s2t_in = torch.lerp(tgt_feat, src_feat, a)

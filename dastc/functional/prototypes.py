@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dastc._validate import (
+    check_finite,
     check_float,
     check_ignore_index,
     check_labels,
+    check_nonempty,
     check_num_classes,
     check_same_device,
     check_same_shape,
@@ -141,6 +143,9 @@ def _check_inputs(
         check_same_shape(labels, "labels", weights, "weights")
     check_same_device(("features", features), ("labels", labels), ("weights", weights))
     check_labels(labels, "labels", num_classes, ignore_index)
+    check_finite(features, "features")
+    if weights is not None:
+        check_finite(weights, "weights")
     return is_clip
 
 
@@ -245,6 +250,7 @@ def prototypes_from_sums(sums: Tensor, counts: Tensor) -> Prototypes:
             f"counts: expected shape ({sums.shape[0]},) to match sums {tuple(sums.shape)}, "
             f"got {describe(counts)}"
         )
+    check_same_device(("sums", sums), ("counts", counts))
     present = counts > 0
     safe = torch.where(present, counts, torch.ones_like(counts))
     vectors = torch.where(present.unsqueeze(1), sums / safe.unsqueeze(1), torch.zeros_like(sums))
@@ -298,7 +304,9 @@ def class_prototypes(
 
 
 def _check_logits(logits: object) -> Tensor:
-    return check_float(logits, "logits", _LOGIT_LAYOUTS)
+    x = check_float(logits, "logits", _LOGIT_LAYOUTS)
+    check_nonempty(x, "logits")
+    return x
 
 
 def confidence_weights(logits: Logits) -> Tensor:

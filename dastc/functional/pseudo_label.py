@@ -9,6 +9,7 @@ from torch import Tensor
 
 from dastc._validate import (
     check_dims,
+    check_finite,
     check_float,
     check_ignore_index,
     check_nonempty,
@@ -54,6 +55,7 @@ def _clip_weight(confidence: Tensor, threshold: float) -> Tensor:
 def _check_logits(logits: object, name: str) -> Tensor:
     logits = check_float(logits, name, ("B T K H W", "B K H W"))
     check_nonempty(logits, name)
+    check_finite(logits, name)
     return logits
 
 
