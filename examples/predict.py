@@ -22,23 +22,33 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from uda_data import colorize  # noqa: E402
-from uda_training import Config, build_model  # noqa: E402
+from uda_data import colorize
+from uda_training import Config, build_model
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
-def load_run(run: Path, which: str, device: torch.device) -> tuple[torch.nn.Module, Config, int, list[str]]:
+def load_run(
+    run: Path, which: str, device: torch.device
+) -> tuple[torch.nn.Module, Config, int, list[str]]:
     """The trained student (or EMA teacher) of a run folder, with its config."""
     ckpt_path = run / "checkpoint.pt" if run.is_dir() else run
     if not ckpt_path.is_file():
-        raise SystemExit(f"{ckpt_path}: no checkpoint (expected a run folder from train_video_uda.py)")
+        raise SystemExit(
+            f"{ckpt_path}: no checkpoint (expected a run folder from train_video_uda.py)"
+        )
     st = torch.load(ckpt_path, map_location=device, weights_only=True)
     cfg = Config(**{k: v for k, v in st["config"].items()})
     k = int(st["num_classes"])
     model = build_model(cfg, k).to(device)
     if which == "teacher":
-        model.load_state_dict({key[len("model."):]: v for key, v in st["teacher"].items() if key.startswith("model.")})
+        model.load_state_dict(
+            {
+                key[len("model.") :]: v
+                for key, v in st["teacher"].items()
+                if key.startswith("model.")
+            }
+        )
     else:
         model.load_state_dict(st["student"])
     model.eval()
@@ -67,16 +77,23 @@ def frames(source: Path) -> Iterator[tuple[str, torch.Tensor]]:
         try:
             import imageio.v3 as iio
         except ImportError as e:
-            raise SystemExit("reading a video file needs imageio (pip install imageio[pyav])") from e
+            raise SystemExit(
+                "reading a video file needs imageio (pip install imageio[pyav])"
+            ) from e
         for i, arr in enumerate(iio.imiter(source)):
-            yield f"{source.stem}_{i:06d}", torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 255
+            yield (
+                f"{source.stem}_{i:06d}",
+                torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 255,
+            )
     else:
         raise SystemExit(f"{source}: no such folder or file")
 
 
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("run", type=Path, help="run folder (or its checkpoint.pt)")
     p.add_argument("source", type=Path, help="folder of frames, or a video file")
     p.add_argument("--out", type=Path, required=True)

@@ -47,7 +47,14 @@ def run_one(out: Path, args: list[str], env: dict[str, str]) -> tuple[Path, floa
         return out, 0.0
     out.mkdir(parents=True, exist_ok=True)
     t = time.time()
-    cmd = [sys.executable, str(HERE / "train_video_uda.py"), "--out", str(out), "--no-progress", *args]
+    cmd = [
+        sys.executable,
+        str(HERE / "train_video_uda.py"),
+        "--out",
+        str(out),
+        "--no-progress",
+        *args,
+    ]
     with open(out / "stdout.txt", "w") as f:
         subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
     return out, time.time() - t
@@ -59,18 +66,30 @@ def summarize(root: Path) -> dict[str, dict[str, dict[str, float]]]:
         shift, name = res.parts[-4], res.parts[-3]
         r = json.loads(res.read_text())
         table.setdefault(shift, {}).setdefault(name, {})[res.parts[-2]] = r["miou"]
-    lines = ["| shift | run | mIoU student (mean ± std) | seeds | gap closed |", "|---|---|---|---|---|"]
+    lines = [
+        "| shift | run | mIoU student (mean ± std) | seeds | gap closed |",
+        "|---|---|---|---|---|",
+    ]
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for shift, runs in table.items():
         stats = {n: _stats(list(v.values())) for n, v in runs.items()}
         so, orc = stats.get("source_only", {}).get("mean"), stats.get("oracle", {}).get("mean")
-        for n in sorted(stats, key=lambda n: (n not in METHODS, METHODS.index(n) if n in METHODS else 0, n)):
+        for n in sorted(
+            stats, key=lambda n: (n not in METHODS, METHODS.index(n) if n in METHODS else 0, n)
+        ):
             st = stats[n]
             gap = ""
-            if so is not None and orc is not None and orc > so and n not in ("source_only", "oracle"):
+            if (
+                so is not None
+                and orc is not None
+                and orc > so
+                and n not in ("source_only", "oracle")
+            ):
                 st["gap_closed"] = (st["mean"] - so) / (orc - so)
                 gap = f"{100 * st['gap_closed']:.0f}%"
-            lines.append(f"| {shift} | {n} | {st['mean']:.1f} ± {st['std']:.1f} | {int(st['n'])} | {gap} |")
+            lines.append(
+                f"| {shift} | {n} | {st['mean']:.1f} ± {st['std']:.1f} | {int(st['n'])} | {gap} |"
+            )
         summary[shift] = stats
     text = "\n".join(lines)
     print(text)
@@ -86,7 +105,9 @@ def _stats(v: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--root", type=Path, default=Path("runs/grid"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--shifts", nargs="+", default=list(SHIFTS), choices=list(SHIFTS))
@@ -105,12 +126,21 @@ def main() -> None:
             sargs = [f"--shift={kv}" for kv in SHIFTS[shift]]
             for m in a.methods:
                 for s in a.seeds:
-                    jobs.append((a.root / shift / m / f"seed{s}", ["--method", m, "--seed", str(s), *sargs, *extra]))
+                    jobs.append(
+                        (
+                            a.root / shift / m / f"seed{s}",
+                            ["--method", m, "--seed", str(s), *sargs, *extra],
+                        )
+                    )
         for name in a.ablations:
             sargs = [f"--shift={kv}" for kv in SHIFTS[a.ablation_shift]]
             for s in a.seeds:
-                jobs.append((a.root / a.ablation_shift / name / f"seed{s}",
-                             ["--method", "dastc", "--seed", str(s), *ABLATIONS[name], *sargs, *extra]))
+                jobs.append(
+                    (
+                        a.root / a.ablation_shift / name / f"seed{s}",
+                        ["--method", "dastc", "--seed", str(s), *ABLATIONS[name], *sargs, *extra],
+                    )
+                )
         env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
         extra_threads = ["--threads", str(a.threads)]
         print(f"{len(jobs)} runs, {a.jobs} at a time")

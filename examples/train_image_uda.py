@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_video_uda import main  # noqa: E402
+from train_video_uda import main
 
 if __name__ == "__main__":
     main(clip_len=1)

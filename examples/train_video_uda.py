@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from uda_data import DataSpec  # noqa: E402
-from uda_training import METHODS, Config, train  # noqa: E402
+from uda_data import DataSpec
+from uda_training import METHODS, Config, train
 
 ABLATIONS = {
     "clip_mix": "sequence-level bidirectional clip mix",
@@ -39,12 +39,18 @@ ABLATIONS = {
 }
 
 
-def parse_args(argv: list[str] | None = None, clip_len: int = 2) -> tuple[Config, Path, Path | None, bool]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(
+    argv: list[str] | None = None, clip_len: int = 2
+) -> tuple[Config, Path, Path | None, bool]:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     d = Config()
     p.add_argument("--method", choices=METHODS, default=d.method)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<method>)")
-    p.add_argument("--resume", type=Path, default=None, help="resume from a run folder or checkpoint")
+    p.add_argument(
+        "--resume", type=Path, default=None, help="resume from a run folder or checkpoint"
+    )
     p.add_argument("--iters", type=int, default=d.iters)
     p.add_argument("--batch", type=int, default=d.batch, help="clips per domain per iteration")
     p.add_argument("--lr", type=float, default=d.lr)
@@ -54,20 +60,33 @@ def parse_args(argv: list[str] | None = None, clip_len: int = 2) -> tuple[Config
     p.add_argument("--align-weight", type=float, default=d.align_weight)
     p.add_argument("--align-kind", choices=("infonce", "mmd"), default=d.align_kind)
     p.add_argument("--align-temperature", type=float, default=d.align_temperature)
-    p.add_argument("--no-align-memory", action="store_true", help="align to batch source prototypes")
+    p.add_argument(
+        "--no-align-memory", action="store_true", help="align to batch source prototypes"
+    )
     p.add_argument("--feature-blend", type=float, default=d.feature_blend)
-    p.add_argument("--adapt-start", type=int, default=d.adapt_start, help="source-only iterations first")
+    p.add_argument(
+        "--adapt-start", type=int, default=d.adapt_start, help="source-only iterations first"
+    )
     for key, what in ABLATIONS.items():
-        p.add_argument(f"--no-{key.replace('_', '-')}", action="store_true", help=f"switch off {what}")
-    p.add_argument("--model", default=d.model, help="'tiny' or 'smp:<arch>:<encoder>[:weights.pth]'")
+        p.add_argument(
+            f"--no-{key.replace('_', '-')}", action="store_true", help=f"switch off {what}"
+        )
+    p.add_argument(
+        "--model", default=d.model, help="'tiny' or 'smp:<arch>:<encoder>[:weights.pth]'"
+    )
     p.add_argument("--width", type=int, default=d.width, help="tiny model width")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--size", type=int, nargs=2, default=list(d.data.size), metavar=("H", "W"))
     p.add_argument("--clip-len", type=int, default=clip_len)
     p.add_argument("--train-clips", type=int, default=d.data.train_clips)
     p.add_argument("--val-clips", type=int, default=d.data.val_clips)
-    p.add_argument("--shift", action="append", default=[], metavar="KEY=VALUE",
-                   help="change one field of the default synthetic target shift (repeatable)")
+    p.add_argument(
+        "--shift",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one field of the default synthetic target shift (repeatable)",
+    )
     p.add_argument("--source", default="synthetic", choices=("synthetic", "viper", "synthia-seq"))
     p.add_argument("--target", default="synthetic", choices=("synthetic", "cityscapes-seq"))
     p.add_argument("--source-root")
@@ -97,18 +116,43 @@ def parse_args(argv: list[str] | None = None, clip_len: int = 2) -> tuple[Config
     if unknown:
         p.error(f"--shift: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
     data = DataSpec(
-        source=a.source, target=a.target, source_root=a.source_root, target_root=a.target_root,
-        source_flow_root=a.source_flow_root, target_flow_root=a.target_flow_root,
-        size=(a.size[0], a.size[1]), clip_len=a.clip_len, train_clips=a.train_clips,
-        val_clips=a.val_clips, seed=a.seed, shift=shift or None,
+        source=a.source,
+        target=a.target,
+        source_root=a.source_root,
+        target_root=a.target_root,
+        source_flow_root=a.source_flow_root,
+        target_flow_root=a.target_flow_root,
+        size=(a.size[0], a.size[1]),
+        clip_len=a.clip_len,
+        train_clips=a.train_clips,
+        val_clips=a.val_clips,
+        seed=a.seed,
+        shift=shift or None,
     )
     cfg = Config(
-        method=a.method, iters=a.iters, batch=a.batch, lr=a.lr, ema=a.ema,
-        pseudo_threshold=a.pseudo_threshold, class_fraction=a.class_fraction,
-        align_weight=a.align_weight, align_kind=a.align_kind, align_temperature=a.align_temperature,
-        align_memory=not a.no_align_memory, feature_blend=a.feature_blend, adapt_start=a.adapt_start,
-        model=a.model, width=a.width, data=data, seed=a.seed, eval_every=a.eval_every,
-        ckpt_every=a.ckpt_every, log_every=a.log_every, on_nan=a.on_nan, threads=a.threads, device=a.device,
+        method=a.method,
+        iters=a.iters,
+        batch=a.batch,
+        lr=a.lr,
+        ema=a.ema,
+        pseudo_threshold=a.pseudo_threshold,
+        class_fraction=a.class_fraction,
+        align_weight=a.align_weight,
+        align_kind=a.align_kind,
+        align_temperature=a.align_temperature,
+        align_memory=not a.no_align_memory,
+        feature_blend=a.feature_blend,
+        adapt_start=a.adapt_start,
+        model=a.model,
+        width=a.width,
+        data=data,
+        seed=a.seed,
+        eval_every=a.eval_every,
+        ckpt_every=a.ckpt_every,
+        log_every=a.log_every,
+        on_nan=a.on_nan,
+        threads=a.threads,
+        device=a.device,
         **{k: not getattr(a, f"no_{k}") for k in ABLATIONS},
     )
     out = a.out or Path("runs") / a.method

@@ -70,7 +70,9 @@ def _shift(spec: DataSpec) -> Shift | None:
     return Shift(**values)
 
 
-def build_datasets(spec: DataSpec) -> tuple[Dataset[Item], Dataset[Item], Dataset[Item], int, list[str]]:
+def build_datasets(
+    spec: DataSpec,
+) -> tuple[Dataset[Item], Dataset[Item], Dataset[Item], int, list[str]]:
     """``(source_train, target_train, target_val, num_classes, class_names)``."""
     if spec.source == "synthetic" and spec.target == "synthetic":
         kw: dict[str, Any] = dict(clip_len=spec.clip_len, size=spec.size, seed=spec.seed)
@@ -134,7 +136,9 @@ class EpochOrder:
 
     def __init__(self, n: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> None:
         if n < batch * world:
-            raise ValueError(f"dataset of {n} items is smaller than the global batch {batch * world}")
+            raise ValueError(
+                f"dataset of {n} items is smaller than the global batch {batch * world}"
+            )
         self.n, self.batch, self.seed, self.rank, self.world = n, batch, seed, rank, world
         self.per_epoch = n // (batch * world)
         self._perm_epoch = -1
@@ -175,7 +179,9 @@ def colorize(label: Tensor, num_classes: int) -> Tensor:
     return palette(num_classes)[torch.where(ok, label, num_classes)]
 
 
-def val_batches(ds: Dataset[Item], batch: int, rank: int = 0, world: int = 1) -> Iterator[dict[str, Tensor]]:
+def val_batches(
+    ds: Dataset[Item], batch: int, rank: int = 0, world: int = 1
+) -> Iterator[dict[str, Tensor]]:
     """The validation set once, in order; process ``rank`` of ``world`` takes its share."""
     n = len(ds)  # type: ignore[arg-type]
     mine = list(range(rank, n, world))

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-
 from uda_data import colorize, val_batches
 
 
@@ -42,13 +41,17 @@ def mix_figure(batch: dict[str, Any], k: int, path: Path) -> None:
         ("S→T mixed + label", mix.s2t_clip[0], mix.s2t_label[0]),
         ("T→S mixed + label", mix.t2s_clip[0], mix.t2s_label[0]),
     ]
-    fig, axes = plt.subplots(len(rows) + 1, T, figsize=(3.2 * T, 1.9 * (len(rows) + 1)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows) + 1, T, figsize=(3.2 * T, 1.9 * (len(rows) + 1)), squeeze=False
+    )
     for r, (title, clip, lab) in enumerate(rows):
         for t in range(T):
             axes[r][t].imshow(_overlay(clip[t], lab[t], k))
             axes[r][t].set_title(f"{title}, frame {t}", fontsize=7)
     for t in range(T):
-        m = torch.stack([mix.s2t_mask[0, t], mix.t2s_mask[0, t], torch.zeros_like(mix.s2t_mask[0, t])])
+        m = torch.stack(
+            [mix.s2t_mask[0, t], mix.t2s_mask[0, t], torch.zeros_like(mix.s2t_mask[0, t])]
+        )
         axes[-1][t].imshow(m.float().permute(1, 2, 0).cpu().numpy())
         axes[-1][t].set_title(f"masks: red S→T, green T→S, frame {t}", fontsize=7)
     for ax in axes.flat:
@@ -102,7 +105,9 @@ def iou_figure(names: list[str], iou_s: Tensor, iou_t: Tensor, path: Path, title
     plt.close(fig)
 
 
-def curves_figure(history: dict[str, list[Any]], evals: list[dict[str, Any]], names: list[str], path: Path) -> None:
+def curves_figure(
+    history: dict[str, list[Any]], evals: list[dict[str, Any]], names: list[str], path: Path
+) -> None:
     """Losses, pseudo-label confident fraction and class histogram, val mIoU over iterations."""
     plt = _plt()
     its = history.get("iter", [])
@@ -122,12 +127,18 @@ def curves_figure(history: dict[str, list[Any]], evals: list[dict[str, Any]], na
         axes[1].legend(fontsize=6, loc="upper left", ncol=3)
     if "pl_conf" in history:
         ax2 = axes[1].twinx()
-        ax2.plot(its[: len(history["pl_conf"])], history["pl_conf"], "k--", label="confident fraction")
+        ax2.plot(
+            its[: len(history["pl_conf"])], history["pl_conf"], "k--", label="confident fraction"
+        )
         ax2.set_ylim(0, 1)
         ax2.legend(fontsize=7, loc="upper right")
     if evals:
-        axes[2].plot([e["iter"] for e in evals], [e["student"] for e in evals], "o-", label="student")
-        axes[2].plot([e["iter"] for e in evals], [e["teacher"] for e in evals], "s-", label="teacher")
+        axes[2].plot(
+            [e["iter"] for e in evals], [e["student"] for e in evals], "o-", label="student"
+        )
+        axes[2].plot(
+            [e["iter"] for e in evals], [e["teacher"] for e in evals], "s-", label="teacher"
+        )
         axes[2].legend(fontsize=8)
     axes[2].set_title("target val mIoU (%, subset)", fontsize=9)
     fig.tight_layout()

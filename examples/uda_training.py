@@ -29,10 +29,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from uda_data import DataSpec, EpochOrder, batches, build_datasets, val_batches
 
 import dastc
 from dastc import functional as DF
-from uda_data import DataSpec, EpochOrder, batches, build_datasets, val_batches
 
 METHODS = ("dastc", "source_only", "image_dacs", "oracle")
 
@@ -106,7 +106,9 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
         from smp_segmenter import SmpSegmenter
 
         return SmpSegmenter.from_spec(cfg.model, num_classes)
-    raise SystemExit(f"--model: expected 'tiny' or 'smp:<arch>:<encoder>[:weights]', got {cfg.model}")
+    raise SystemExit(
+        f"--model: expected 'tiny' or 'smp:<arch>:<encoder>[:weights]', got {cfg.model}"
+    )
 
 
 # ---------------------------------------------------------------- augmentation
@@ -140,8 +142,12 @@ def strong_augment(clip: Tensor, g: torch.Generator, p_jitter: float = 0.8) -> T
     k = torch.where(blur_on.view(B, 1), k, ident)  # (B, 2r+1)
     kk = k.repeat_interleave(T * C, 0)  # (B*T*C, 2r+1)
     y = x.reshape(1, B * T * C, H, W)
-    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), kk.view(-1, 1, 1, 2 * r + 1), groups=B * T * C)
-    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), kk.view(-1, 1, 2 * r + 1, 1), groups=B * T * C)
+    y = F.conv2d(
+        F.pad(y, (r, r, 0, 0), mode="reflect"), kk.view(-1, 1, 1, 2 * r + 1), groups=B * T * C
+    )
+    y = F.conv2d(
+        F.pad(y, (0, 0, r, r), mode="reflect"), kk.view(-1, 1, 2 * r + 1, 1), groups=B * T * C
+    )
     return y.view(B, T, C, H, W).clamp(0, 1)
 
 
@@ -158,10 +164,13 @@ class Trainer:
         self.student = build_model(cfg, self.K).to(self.device)
         self.teacher = dastc.EMATeacher(self.student, momentum=cfg.ema, warmup=True)
         decay, no_decay = [], []
-        for n, p in self.student.named_parameters():
+        for _n, p in self.student.named_parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
         self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
             lr=cfg.lr,
         )
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -169,7 +178,7 @@ class Trainer:
         )
         self.mix = dastc.BidirectionalClipMix(self.K, class_fraction=cfg.class_fraction)
         self.fmix = dastc.ShallowFeatureMix(blend=cfg.feature_blend)
-        feat_dim = int(getattr(self.student, "deep_channels"))
+        feat_dim = int(self.student.deep_channels)
         self.agg_src = dastc.SpatioTemporalPrototypeAggregator(self.K, feat_dim).to(self.device)
         self.agg_tgt = dastc.SpatioTemporalPrototypeAggregator(self.K, feat_dim).to(self.device)
         self.align = dastc.IntraInterClassAlignmentLoss(
@@ -208,10 +217,18 @@ class Trainer:
         self.student.train()
         logs: dict[str, Tensor] = {}
         if cfg.method == "source_only":
-            loss = F.cross_entropy(self.student(bs["clip"], self._flow(bs)).flatten(0, 1), bs["label"].flatten(0, 1), ignore_index=255)
+            loss = F.cross_entropy(
+                self.student(bs["clip"], self._flow(bs)).flatten(0, 1),
+                bs["label"].flatten(0, 1),
+                ignore_index=255,
+            )
             logs["src"] = loss.detach()
         elif cfg.method == "oracle":
-            loss = F.cross_entropy(self.student(bt["clip"], self._flow(bt)).flatten(0, 1), bt["label"].flatten(0, 1), ignore_index=255)
+            loss = F.cross_entropy(
+                self.student(bt["clip"], self._flow(bt)).flatten(0, 1),
+                bt["label"].flatten(0, 1),
+                ignore_index=255,
+            )
             logs["tgt_sup"] = loss.detach()
         else:
             loss = self._adapt_loss(bs, bt, logs)
@@ -220,7 +237,9 @@ class Trainer:
         loss.backward()
         return logs
 
-    def _adapt_loss(self, bs: dict[str, Tensor], bt: dict[str, Tensor], logs: dict[str, Tensor]) -> Tensor:
+    def _adapt_loss(
+        self, bs: dict[str, Tensor], bt: dict[str, Tensor], logs: dict[str, Tensor]
+    ) -> Tensor:
         """DA-STC loss. The student runs once on the concatenation of every input
         (GroupNorm is per sample, so batching changes nothing but speed): one
         shallow pass over [source, target, S→T, T→S] clips and one deep pass over
@@ -235,14 +254,20 @@ class Trainer:
             t_logits = self.teacher.model(xt, ft).float()
         pl = DF.pseudo_label(t_logits, cfg.pseudo_threshold)
         logs["pl_conf"] = (pl.confidence > cfg.pseudo_threshold).float().mean()
-        logs["pl_hist"] = torch.bincount(pl.label.flatten(), minlength=self.K).float() / pl.label.numel()
+        logs["pl_hist"] = (
+            torch.bincount(pl.label.flatten(), minlength=self.K).float() / pl.label.numel()
+        )
         w_adapt = 1.0 if self.iteration >= cfg.adapt_start else 0.0
         # 2. sequence-level bidirectional mix (+ strong augmentation, same for every frame)
-        mix = self.mix(xs, ys, xt, pl.label, pl.weight, generator=self.gen, src_flow=fs, tgt_flow=ft)
+        mix = self.mix(
+            xs, ys, xt, pl.label, pl.weight, generator=self.gen, src_flow=fs, tgt_flow=ft
+        )
         self.last_batch = {"xs": xs, "ys": ys, "xt": xt, "yt": pl.label, "mix": mix}
         dirs = [d for d, on in (("s2t", cfg.s2t), ("t2s", cfg.t2s)) if on]
-        parts = {"s2t": (mix.s2t_clip, mix.s2t_label, mix.s2t_weight, mix.s2t_flow),
-                 "t2s": (mix.t2s_clip, mix.t2s_label, mix.t2s_weight, mix.t2s_flow)}
+        parts = {
+            "s2t": (mix.s2t_clip, mix.s2t_label, mix.s2t_weight, mix.s2t_flow),
+            "t2s": (mix.t2s_clip, mix.t2s_label, mix.t2s_weight, mix.t2s_flow),
+        }
         clips, flows = [xs, xt], [fs, ft]
         if cfg.clip_mix:
             for d in dirs:
@@ -264,7 +289,9 @@ class Trainer:
         loss = F.cross_entropy(logits[0].flatten(0, 1), ys.flatten(0, 1), ignore_index=255)
         logs["src"] = loss.detach()
         i = 2
-        names = ([d for d in dirs] if cfg.clip_mix else []) + ([f"f_{d}" for d in dirs] if cfg.feature_mix else [])
+        names = ([d for d in dirs] if cfg.clip_mix else []) + (
+            [f"f_{d}" for d in dirs] if cfg.feature_mix else []
+        )
         for name in names:
             _, lab, w, _ = parts[name.removeprefix("f_")]
             lm = DF.weighted_cross_entropy(logits[i], lab, w)
@@ -339,9 +366,13 @@ class Trainer:
         mine, theirs = asdict(self.cfg), st["config"]
         for key in ("model", "width", "method"):
             if mine[key] != theirs[key]:
-                raise SystemExit(f"{path}: checkpoint has {key}={theirs[key]!r}, this run {mine[key]!r}")
+                raise SystemExit(
+                    f"{path}: checkpoint has {key}={theirs[key]!r}, this run {mine[key]!r}"
+                )
         if st["num_classes"] != self.K:
-            raise SystemExit(f"{path}: checkpoint has {st['num_classes']} classes, this run {self.K}")
+            raise SystemExit(
+                f"{path}: checkpoint has {st['num_classes']} classes, this run {self.K}"
+            )
         self.student.load_state_dict(st["student"])
         self.teacher.load_state_dict(st["teacher"])
         self.agg_src.load_state_dict(st["agg_src"])
@@ -385,8 +416,14 @@ class Interrupt:
             signal.signal(s, h)
 
 
-def train(cfg: Config, out: Path, resume: Path | None = None, progress: bool = True,
-          stop_after: int | None = None, device: torch.device | None = None) -> dict[str, Any]:
+def train(
+    cfg: Config,
+    out: Path,
+    resume: Path | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    device: torch.device | None = None,
+) -> dict[str, Any]:
     """Run (or resume) a training; write checkpoints, pictures, results.json; return the results."""
     from uda_pictures import save_all_pictures
 
@@ -399,7 +436,10 @@ def train(cfg: Config, out: Path, resume: Path | None = None, progress: bool = T
         src = resume / "checkpoint.pt" if resume.is_dir() else resume
         tr.load(src)
     log = open(out / "log.txt", "a", encoding="utf-8")
-    log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} start at iteration {tr.iteration}: {json.dumps(asdict(cfg))}\n")
+    log.write(
+        f"# {time.strftime('%Y-%m-%d %H:%M:%S')} start at iteration {tr.iteration}: "
+        f"{json.dumps(asdict(cfg))}\n"
+    )
     bar = _progress(cfg.iters, tr.iteration, progress)
     t0 = time.time()
     it_s = batches(tr.src_ds, tr.order_src, tr.iteration)
@@ -439,7 +479,10 @@ def train(cfg: Config, out: Path, resume: Path | None = None, progress: bool = T
                 bar.update(1)
             if intr.hit is not None or (stop_after is not None and tr.iteration >= stop_after):
                 tr.save(ckpt)
-                log.write(f"stopped at iteration {tr.iteration} (signal {intr.hit}); resume with --resume {out}\n")
+                log.write(
+                    f"stopped at iteration {tr.iteration} (signal {intr.hit}); "
+                    f"resume with --resume {out}\n"
+                )
                 log.close()
                 if bar is not None:
                     bar.close()
@@ -456,12 +499,15 @@ def train(cfg: Config, out: Path, resume: Path | None = None, progress: bool = T
         "method": cfg.method,
         "miou": miou_s,
         "miou_teacher": miou_t,
-        "evaluated": "student (miou) and EMA teacher (miou_teacher), target val, last frame of each clip",
-        "per_class_iou": dict(zip(tr.class_names, _nan_none(iou_s))),
-        "per_class_iou_teacher": dict(zip(tr.class_names, _nan_none(iou_t))),
+        "evaluated": "student (miou) and EMA teacher (miou_teacher) on target val, "
+        "last frame of each clip",
+        "per_class_iou": dict(zip(tr.class_names, _nan_none(iou_s), strict=False)),
+        "per_class_iou_teacher": dict(zip(tr.class_names, _nan_none(iou_t), strict=False)),
         "iters": cfg.iters,
         "seconds": round(seconds, 1),
-        "pseudo_label_hist": tr.history.get("pl_hist", [[]])[-1] if "pl_hist" in tr.history else None,
+        "pseudo_label_hist": tr.history.get("pl_hist", [[]])[-1]
+        if "pl_hist" in tr.history
+        else None,
         "pseudo_label_confident_fraction": tr.history.get("pl_conf", [None])[-1],
         "config": asdict(cfg),
     }
@@ -495,4 +541,3 @@ def _progress(total: int, start: int, enabled: bool) -> Any:
     except ImportError:
         return None
     return tqdm(total=total, initial=start, desc="train", dynamic_ncols=True, mininterval=1.0)
-

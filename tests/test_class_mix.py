@@ -47,7 +47,7 @@ def check_masks_follow_contract(labels, mask, cf):
 
 def reference_mix(xs, ys, xt, yt, wt, ms, mt):
     """Pixel loop reference of the DESIGN formulas on clip-rank tensors."""
-    B, T, C, H, W = xs.shape
+    B, T, _C, H, W = xs.shape
     s2t_clip, t2s_clip = xt.clone(), xs.clone()
     s2t_label, t2s_label = yt.clone(), ys.clone()
     s2t_w, t2s_w = wt.clone(), torch.ones_like(wt)
@@ -69,19 +69,28 @@ def reference_mix(xs, ys, xt, yt, wt, ms, mt):
 @pytest.mark.parametrize("cf", [0.5, 0.3, 1.0, 0.0])
 def test_value_masks_follow_contract(cf):
     xs, ys, xt, yt, wt = make_batch(0, B=3)
-    out = bidirectional_clip_mix(xs, ys, xt, yt, wt, num_classes=K, class_fraction=cf,
-                                 generator=torch.Generator().manual_seed(1))
+    out = bidirectional_clip_mix(
+        xs,
+        ys,
+        xt,
+        yt,
+        wt,
+        num_classes=K,
+        class_fraction=cf,
+        generator=torch.Generator().manual_seed(1),
+    )
     check_masks_follow_contract(ys, out.s2t_mask, cf)
     check_masks_follow_contract(yt, out.t2s_mask, cf)
 
 
 def test_value_mix_matches_pixel_loop():
     xs, ys, xt, yt, wt = make_batch(1)
-    out = bidirectional_clip_mix(xs, ys, xt, yt, wt, num_classes=K,
-                                 generator=torch.Generator().manual_seed(0))
+    out = bidirectional_clip_mix(
+        xs, ys, xt, yt, wt, num_classes=K, generator=torch.Generator().manual_seed(0)
+    )
     ref = reference_mix(xs, ys, xt, yt, wt, out.s2t_mask, out.t2s_mask)
     got = (out.s2t_clip, out.s2t_label, out.s2t_weight, out.t2s_clip, out.t2s_label, out.t2s_weight)
-    for a, b in zip(got, ref):
+    for a, b in zip(got, ref, strict=False):
         assert torch.equal(a, b)
 
 
@@ -131,7 +140,7 @@ def test_value_same_generator_same_result():
     a = mix(*batch, generator=torch.Generator().manual_seed(42))
     b = mix(*batch, generator=torch.Generator().manual_seed(42))
     c = mix(*batch, generator=torch.Generator().manual_seed(43))
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         assert x is None or torch.equal(x, y)
     assert not (torch.equal(a.s2t_mask, c.s2t_mask) and torch.equal(a.t2s_mask, c.t2s_mask))
 
@@ -187,7 +196,7 @@ def test_dynamo_fullgraph_equals_eager():
         got = compiled(xs, ys, xt, yt, wt)
     torch.manual_seed(0)
     want = fn(xs, ys, xt, yt, wt)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=False):
         assert (a is None and b is None) or torch.equal(a, b)
 
 
@@ -210,7 +219,7 @@ def test_bad_input(kwargs, err, match):
     xs, ys, xt, yt, wt = make_batch(10)
     args = {"src_clip": xs, "src_label": ys, "tgt_clip": xt, "tgt_label": yt, "tgt_weight": wt}
     extra = {}
-    (name, kind), = kwargs.items()
+    ((name, kind),) = kwargs.items()
     v = args.get(name)
     if kind == "float":
         args[name] = v.float()

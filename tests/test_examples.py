@@ -20,8 +20,24 @@ sys.path.insert(0, str(EXAMPLES))
 from train_video_uda import main, parse_args  # noqa: E402
 from uda_training import Config, Trainer, train  # noqa: E402
 
-TINY = ["--iters", "3", "--batch", "2", "--size", "32", "64", "--train-clips", "4",
-        "--val-clips", "2", "--eval-every", "2", "--log-every", "1", "--no-progress"]
+TINY = [
+    "--iters",
+    "3",
+    "--batch",
+    "2",
+    "--size",
+    "32",
+    "64",
+    "--train-clips",
+    "4",
+    "--val-clips",
+    "2",
+    "--eval-every",
+    "2",
+    "--log-every",
+    "1",
+    "--no-progress",
+]
 
 
 @pytest.mark.parametrize("method", ["dastc", "source_only", "image_dacs", "oracle"])
@@ -32,7 +48,15 @@ def test_each_method_trains_and_writes_results(tmp_path, method):
     assert math.isfinite(res["miou"]) and 0 <= res["miou"] <= 100
     saved = json.loads((out / "results.json").read_text())
     assert set(saved["per_class_iou"]) == {
-        "road", "sidewalk", "building", "vegetation", "sky", "pole", "sign", "person", "car"
+        "road",
+        "sidewalk",
+        "building",
+        "vegetation",
+        "sky",
+        "pole",
+        "sign",
+        "person",
+        "car",
     }
     assert saved["config"]["method"] == method
     for png in ("predictions.png", "per_class_iou.png", "training_curves.png"):
@@ -53,8 +77,23 @@ def test_ablation_flags_reach_the_config():
 
 
 def _cfg(**kw) -> Config:
-    cfg, _, _, _ = parse_args(["--batch", "2", "--size", "32", "64", "--train-clips", "4",
-                               "--val-clips", "2", "--log-every", "1", "--ckpt-every", "100"])
+    cfg, _, _, _ = parse_args(
+        [
+            "--batch",
+            "2",
+            "--size",
+            "32",
+            "64",
+            "--train-clips",
+            "4",
+            "--val-clips",
+            "2",
+            "--log-every",
+            "1",
+            "--ckpt-every",
+            "100",
+        ]
+    )
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
@@ -106,8 +145,17 @@ def test_predict_on_a_folder(tmp_path):
 @pytest.mark.slow
 def test_main_command_short_budget(tmp_path):
     """The README's main command, with a short budget."""
-    cmd = [sys.executable, str(EXAMPLES / "train_video_uda.py"), "--iters", "60",
-           "--eval-every", "30", "--out", str(tmp_path / "run"), "--no-progress"]
+    cmd = [
+        sys.executable,
+        str(EXAMPLES / "train_video_uda.py"),
+        "--iters",
+        "60",
+        "--eval-every",
+        "30",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=1200)
     assert "target mIoU" in proc.stdout
     res = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -20,7 +20,7 @@ def reference_resize(mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def reference_mix(fs, ft, ms, mt, blend):
-    B, T, C, h, w = fs.shape
+    B, T, _C, h, w = fs.shape
     ms, mt = reference_resize(ms, h, w), reference_resize(mt, h, w)
     s2t, t2s = ft.clone(), fs.clone()
     for b in range(B):
@@ -28,9 +28,13 @@ def reference_mix(fs, ft, ms, mt, blend):
             for i in range(h):
                 for j in range(w):
                     if ms[b, t, i, j]:
-                        s2t[b, t, :, i, j] = blend * fs[b, t, :, i, j] + (1 - blend) * ft[b, t, :, i, j]
+                        s2t[b, t, :, i, j] = (
+                            blend * fs[b, t, :, i, j] + (1 - blend) * ft[b, t, :, i, j]
+                        )
                     if mt[b, t, i, j]:
-                        t2s[b, t, :, i, j] = blend * ft[b, t, :, i, j] + (1 - blend) * fs[b, t, :, i, j]
+                        t2s[b, t, :, i, j] = (
+                            blend * ft[b, t, :, i, j] + (1 - blend) * fs[b, t, :, i, j]
+                        )
     return s2t, t2s
 
 
@@ -94,7 +98,8 @@ def test_dtype_bf16_autocast():
 def test_dynamo_fullgraph_equals_eager():
     fs, ft, ms, mt = make(6)
     compiled = torch.compile(shallow_feature_mix, fullgraph=True)
-    for a, b in zip(compiled(fs, ft, ms, mt, 0.3), shallow_feature_mix(fs, ft, ms, mt, 0.3)):
+    got, want = compiled(fs, ft, ms, mt, 0.3), shallow_feature_mix(fs, ft, ms, mt, 0.3)
+    for a, b in zip(got, want, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
 
 

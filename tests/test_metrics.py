@@ -10,9 +10,11 @@ import torch
 from dastc import ConfusionMatrix, confusion_matrix, iou_from_confusion, mean_iou
 
 
-def reference_confusion(pred: torch.Tensor, target: torch.Tensor, k: int, ignore: int) -> list[list[int]]:
+def reference_confusion(
+    pred: torch.Tensor, target: torch.Tensor, k: int, ignore: int
+) -> list[list[int]]:
     cm = [[0] * k for _ in range(k)]
-    for p, t in zip(pred.reshape(-1).tolist(), target.reshape(-1).tolist()):
+    for p, t in zip(pred.reshape(-1).tolist(), target.reshape(-1).tolist(), strict=False):
         if t == ignore:
             continue
         cm[t][p] += 1
@@ -56,7 +58,7 @@ def test_value_iou_matches_loop_with_absent_class():
     pred[0, 0, 0, 0] = 4  # class 4 predicted once, never labelled: IoU 0, counted
     iou, miou = mean_iou(pred, target, k)
     ref_iou, ref_miou = reference_iou(reference_confusion(pred, target, k, 255))
-    for got, want in zip(iou.tolist(), ref_iou):
+    for got, want in zip(iou.tolist(), ref_iou, strict=False):
         assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want)
     assert math.isnan(iou[5]) and iou[4] == 0.0
     assert float(miou) == pytest.approx(ref_miou)

@@ -10,15 +10,23 @@ from dastc import set_value_checks, value_checks
 
 
 def test_check_tensor_messages():
-    with pytest.raises(ValueError, match=r"clip: expected shape \(B, T, C, H, W\) float, got \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"clip: expected shape \(B, T, C, H, W\) float, got \(2, 3\)"
+    ):
         V.check_float(torch.zeros(2, 3), "clip", ("B T C H W",))
-    with pytest.raises(TypeError, match=r"label: expected shape \(B, H, W\) long, got \(1, 2, 2\) float32"):
+    with pytest.raises(
+        TypeError, match=r"label: expected shape \(B, H, W\) long, got \(1, 2, 2\) float32"
+    ):
         V.check_long(torch.zeros(1, 2, 2), "label", ("B H W",))
     with pytest.raises(TypeError, match="mask"):
         V.check_bool(torch.zeros(1, 2, 2), "mask", ("B H W",))
     with pytest.raises(TypeError, match="x: expected a tensor"):
         V.check_rank([1, 2], "x", ("B",))
-    assert V.check_long(torch.zeros(1, 2, 2, dtype=torch.long), "label", ("B H W",)).shape == (1, 2, 2)
+    assert V.check_long(torch.zeros(1, 2, 2, dtype=torch.long), "label", ("B H W",)).shape == (
+        1,
+        2,
+        2,
+    )
 
 
 def test_check_labels_and_switch():
