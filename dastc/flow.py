@@ -99,7 +99,7 @@ def warp(
         ValueError: a rank or shape does not match, ``mode`` is unknown, or the
             tensors are on different devices.
 
-    Example:
+    Examples:
         >>> clip = torch.rand(2, 3, 3, 8, 8)
         >>> flow = torch.zeros(2, 3, 2, 8, 8)
         >>> warp(clip, flow).shape
@@ -201,7 +201,7 @@ def flow_validity(flow: Tensor) -> Tensor:
         TypeError: ``flow`` is not floating point.
         ValueError: ``flow`` does not have shape ``(B[, T], 2, H, W)``.
 
-    Example:
+    Examples:
         >>> flow = torch.zeros(2, 3, 2, 4, 4)
         >>> flow[..., 0, :, :] = 1.0  # everything moves one pixel left
         >>> v = flow_validity(flow)
@@ -249,7 +249,7 @@ def occlusion_mask(
         ValueError: a flow has the wrong shape, the shapes differ, or an alpha is
             negative.
 
-    Example:
+    Examples:
         >>> fw = torch.zeros(1, 2, 2, 8, 8)
         >>> occlusion_mask(fw, -fw).shape
         torch.Size([1, 2, 8, 8])

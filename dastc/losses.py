@@ -59,7 +59,7 @@ class IntraInterClassAlignmentLoss(nn.Module):
         - src, tgt: :class:`~dastc.Prototypes` with ``vectors (K, C)`` and ``present (K,)``.
         - output: scalar.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from dastc.functional import class_prototypes
         >>> align = IntraInterClassAlignmentLoss(temperature=0.1)

@@ -60,7 +60,7 @@ def confusion_matrix(
         ValueError: shapes differ, or a value is out of range.
         TypeError: ``pred`` or ``target`` is not ``torch.long``.
 
-    Example:
+    Examples:
         >>> pred = torch.tensor([[[0, 1], [1, 1]]])
         >>> target = torch.tensor([[[0, 1], [0, 255]]])
         >>> confusion_matrix(pred, target, num_classes=2)
@@ -101,7 +101,7 @@ def iou_from_confusion(cm: Tensor) -> tuple[Tensor, Tensor]:
     Raises:
         ValueError: ``cm`` is not square ``(K, K)``.
 
-    Example:
+    Examples:
         >>> iou, miou = iou_from_confusion(torch.tensor([[1, 1, 0], [0, 1, 0], [0, 0, 0]]))
         >>> iou
         tensor([0.5000, 0.5000,    nan], dtype=torch.float64)
@@ -132,7 +132,7 @@ def mean_iou(
     Returns:
         ``(iou (K,) float64, miou () float64)``, as :func:`iou_from_confusion`.
 
-    Example:
+    Examples:
         >>> target = torch.tensor([[[0, 0], [1, 1]]])
         >>> iou, miou = mean_iou(target.clone(), target, num_classes=3)
         >>> iou.tolist()[:2], float(miou)
@@ -153,7 +153,7 @@ class ConfusionMatrix:
         device: where the matrix lives (default CPU; moved to the first batch's
             device on the first :meth:`update`).
 
-    Example:
+    Examples:
         >>> cm = ConfusionMatrix(num_classes=2)
         >>> cm.update(torch.tensor([[[0, 1]]]), torch.tensor([[[0, 0]]]))
         >>> cm.update(torch.tensor([[[1, 1]]]), torch.tensor([[[1, 255]]]))

@@ -40,7 +40,7 @@ class BidirectionalClipMix(nn.Module):
           ``(B, T, H, W)`` or ``(B, H, W)``; flows ``(B, T, 2, H, W)`` or ``(B, 2, H, W)``.
         - output: :class:`ClipMixOutput` of the input's rank.
 
-    Example:
+    Examples:
         >>> mix = BidirectionalClipMix(num_classes=4)
         >>> g = torch.Generator().manual_seed(0)
         >>> xs, xt = torch.rand(2, 2, 3, 16, 16), torch.rand(2, 2, 3, 16, 16)
@@ -158,7 +158,7 @@ class ShallowFeatureMix(nn.Module):
           ``(B, H, W)`` bool at any resolution.
         - output: two tensors shaped like the features.
 
-    Example:
+    Examples:
         >>> fmix = ShallowFeatureMix()
         >>> fs, ft = torch.randn(1, 2, 8, 4, 4), torch.randn(1, 2, 8, 4, 4)
         >>> m = torch.ones(1, 2, 16, 16, dtype=torch.bool)

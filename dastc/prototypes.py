@@ -98,7 +98,7 @@ class SpatioTemporalPrototypeAggregator(nn.Module):
         memory: ``(K, C)`` float32 memory bank (zeros until a class is seen).
         initialized: ``(K,)`` bool, whether each class has been seen.
 
-    Example:
+    Examples:
         >>> agg = SpatioTemporalPrototypeAggregator(num_classes=5, feat_dim=16)
         >>> f = torch.randn(2, 3, 16, 8, 8)
         >>> y = torch.randint(0, 5, (2, 3, 32, 32))

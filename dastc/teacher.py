@@ -90,7 +90,7 @@ class EMATeacher(nn.Module):
         ValueError: ``momentum`` is outside ``[0, 1]``.
         TypeError: ``student`` is not an ``nn.Module``.
 
-    Example:
+    Examples:
         >>> student = torch.nn.Conv2d(3, 5, 1)
         >>> teacher = EMATeacher(student, momentum=0.99, warmup=True)
         >>> teacher.update(student)
@@ -114,6 +114,7 @@ class EMATeacher(nn.Module):
         self.foreach = foreach
         self.step = 0
         self.model: nn.Module = copy.deepcopy(_unwrap(student))
+        """The EMA copy of the student: eval mode, no gradients."""
         for p in self.model.parameters():
             p.requires_grad_(False)
             p.grad = None
@@ -290,7 +291,7 @@ class EMATeacher(nn.Module):
             ValueError: ``x`` has the wrong rank, or the model output's shape does
                 not fit ``x``.
 
-        Example:
+        Examples:
             >>> teacher = EMATeacher(torch.nn.Conv2d(3, 4, 2, stride=2))
             >>> teacher.pseudo_label(torch.randn(1, 3, 8, 8)).label.shape
             torch.Size([1, 8, 8])

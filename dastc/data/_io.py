@@ -124,7 +124,7 @@ def read_image(path: PathLike, what: str = "an RGB image") -> npt.NDArray[np.uin
         FileNotFoundError: no file at ``path``.
         ValueError: the file cannot be decoded (message starts with the path).
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
         >>> with tempfile.TemporaryDirectory() as d:
@@ -188,7 +188,7 @@ def read_label(
         ValueError: unreadable file, a multi-channel file without ``channel``,
             or ``channel`` out of range (message starts with the path).
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
         >>> with tempfile.TemporaryDirectory() as d:
@@ -232,7 +232,7 @@ def read_flow(path: PathLike) -> npt.NDArray[np.float32]:
         FileNotFoundError: no file at ``path``.
         ValueError: unreadable, not ``int16``, or not ``(H, W, 2)``.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> with tempfile.TemporaryDirectory() as d:
         ...     np.save(f"{d}/f_int16_x10.npy", np.full((4, 6, 2), 25, np.int16))
@@ -343,7 +343,7 @@ def compose_flow(first: Tensor, second: Tensor) -> Tensor:
     Returns:
         float ``(..., 2, H, W)`` flow on frame a's grid pointing into frame c.
 
-    Example:
+    Examples:
         >>> a = torch.ones(2, 4, 5)
         >>> compose_flow(a, 2 * a)[:, 0, 0].tolist()
         [3.0, 3.0]
@@ -385,7 +385,7 @@ def flow_from_last(flow_prev: Tensor) -> Tensor:
     Raises:
         ValueError: ``flow_prev`` is not ``(..., T, 2, H, W)``.
 
-    Example:
+    Examples:
         >>> fp = torch.zeros(3, 2, 4, 5)
         >>> fp[1:, 0] = 1.0  # every frame moved 1 px right of the one before
         >>> flow_from_last(fp)[:, 0, 0, 0].tolist()

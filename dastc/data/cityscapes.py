@@ -108,7 +108,7 @@ class CityscapesSeq(_LabelledFrames):
             label sizes that differ (when ``size`` is ``None``), or labelIds
             outside 0-33.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
         >>> d = tempfile.TemporaryDirectory()
@@ -188,7 +188,7 @@ class Cityscapes(_LabelledFrames):
             label sizes that differ (when ``size`` is ``None``), or labelIds
             outside 0-33.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
         >>> d = tempfile.TemporaryDirectory()

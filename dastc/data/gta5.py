@@ -51,7 +51,7 @@ class GTA5(_LabelledFrames):
             label sizes that differ (when ``size`` is ``None``), or label ids
             outside 0-33.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
         >>> d = tempfile.TemporaryDirectory()

@@ -78,7 +78,7 @@ class TrainIdMap:
         ValueError: a train id outside ``[0, K)``, a class without any raw id,
             a raw id outside ``[0, num_raw_ids)`` or listed twice.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> m = TrainIdMap("toy", ("road", "car"), ((3, 0), (7, 1)), num_raw_ids=8)
         >>> m.num_classes, m.table.tolist()
@@ -327,7 +327,7 @@ def get_train_id_map(name: str) -> TrainIdMap:
     Raises:
         ValueError: unknown ``name``.
 
-    Example:
+    Examples:
         >>> get_train_id_map("cityscapes-viper").num_classes
         15
     """

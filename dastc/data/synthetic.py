@@ -76,7 +76,7 @@ class Shift:
     Raises:
         ValueError: a field is out of its range or not finite.
 
-    Example:
+    Examples:
         >>> Shift(hue=30.0, blur=1.0).blur
         1.0
         >>> Shift().is_identity
@@ -124,7 +124,7 @@ class Shift:
     def class_hue_angles(self) -> Tensor:
         """Per-class hue rotation in degrees, ``(K,)`` float32, in the order of ``CLASSES``.
 
-        Example:
+        Examples:
             >>> Shift(hue=90.0).class_hue_angles().shape
             torch.Size([9])
         """
@@ -182,7 +182,7 @@ class SyntheticDrivingClips(Dataset[dict[str, "Tensor | int"]]):
         ValueError: a bad ``domain``, ``split``, ``length``, ``clip_len`` or ``size``.
         TypeError: ``shift`` is not a :class:`Shift` or ``seed`` is not an int.
 
-    Example:
+    Examples:
         >>> ds = SyntheticDrivingClips("target", "train", length=4)
         >>> item = ds[0]
         >>> item["clip"].shape, item["label"].shape, item["flow"].shape
@@ -194,6 +194,7 @@ class SyntheticDrivingClips(Dataset[dict[str, "Tensor | int"]]):
     CLASSES: ClassVar[tuple[str, ...]] = _scene.CLASSES
     NUM_CLASSES: ClassVar[int] = _scene.NUM_CLASSES
     PALETTE: ClassVar[Tensor] = torch.tensor(_scene.PALETTE_LIST, dtype=torch.uint8)
+    """uint8 ``(NUM_CLASSES, 3)`` display colour of each class."""
 
     def __init__(
         self,
@@ -276,7 +277,7 @@ class SyntheticDrivingClips(Dataset[dict[str, "Tensor | int"]]):
         Raises:
             TypeError: ``label`` is not a long tensor.
 
-        Example:
+        Examples:
             >>> SyntheticDrivingClips.colorize(torch.zeros(2, 4, 5, dtype=torch.long)).shape
             torch.Size([2, 4, 5, 3])
         """

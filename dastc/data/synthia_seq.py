@@ -81,7 +81,7 @@ class SynthiaSeq(_LabelledFrames):
             and label sizes that differ (when ``size`` is ``None``), or raw ids
             outside SYNTHIA's 0-22.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
         >>> d = tempfile.TemporaryDirectory()

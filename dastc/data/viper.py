@@ -92,7 +92,7 @@ def connected_component(mask: npt.NDArray[np.bool_], row: int, col: int) -> npt.
     Raises:
         ValueError: ``mask`` is not 2-D or the seed is outside it.
 
-    Example:
+    Examples:
         >>> m = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 0, 1]], bool)
         >>> connected_component(m, 2, 3).astype(int).tolist()
         [[0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 1]]
@@ -155,7 +155,7 @@ def remove_ego_vehicle(
     Returns:
         A new array like ``raw``.
 
-    Example:
+    Examples:
         >>> raw = np.array([[24, 2, 2], [2, 2, 24], [2, 24, 24]])
         >>> remove_ego_vehicle(raw).tolist()
         [[24, 2, 2], [2, 2, 0], [2, 0, 0]]
@@ -203,7 +203,7 @@ class VIPER(_LabelledFrames):
             and label sizes that differ (when ``size`` is ``None``), or raw
             ids outside VIPER's 0-31.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
         >>> d = tempfile.TemporaryDirectory()

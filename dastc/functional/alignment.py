@@ -114,7 +114,7 @@ def prototype_infonce(
         TypeError: vectors not floating, presence masks not bool.
         ValueError: shapes differ or are not ``(K, C)``/``(K,)``, ``temperature`` ≤ 0.
 
-    Example:
+    Examples:
         >>> s, t = torch.randn(5, 16), torch.randn(5, 16)
         >>> prototype_infonce(s, t).shape
         torch.Size([])
@@ -187,7 +187,7 @@ def prototype_mmd(
         ValueError: shapes differ or are not ``(K, C)``/``(K,)``, empty or
             non-positive ``multipliers``, ``bandwidth`` ≤ 0.
 
-    Example:
+    Examples:
         >>> s, t = torch.randn(5, 16), torch.randn(5, 16)
         >>> prototype_mmd(s, t).shape
         torch.Size([])

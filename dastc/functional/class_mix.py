@@ -120,7 +120,7 @@ def sample_class_masks(
         ValueError: bad shape, value or fraction.
         TypeError: ``labels`` is not long.
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([[[0, 1], [2, 255]]])
         >>> g = torch.Generator().manual_seed(0)
         >>> mask, chosen = sample_class_masks(labels, 3, 0.5, generator=g)
@@ -230,7 +230,7 @@ def bidirectional_clip_mix(
         ValueError: mismatched shapes or devices, out-of-range labels or arguments.
         TypeError: float labels, integer clips, a non-bool ``rare_classes``.
 
-    Example:
+    Examples:
         >>> src, tgt = torch.rand(2, 3, 3, 8, 8), torch.rand(2, 3, 3, 8, 8)
         >>> ys, yt = torch.randint(0, 4, (2, 3, 8, 8)), torch.randint(0, 4, (2, 3, 8, 8))
         >>> out = bidirectional_clip_mix(src, ys, tgt, yt, num_classes=4)

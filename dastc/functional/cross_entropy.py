@@ -69,7 +69,7 @@ def weighted_cross_entropy(
             ``[0, K)`` other than ``ignore_index`` (a value check), or
             ``ignore_index``/``normalize`` is invalid.
 
-    Example:
+    Examples:
         >>> logits = torch.randn(2, 3, 5, 8, 8)
         >>> label = torch.randint(0, 5, (2, 3, 8, 8))
         >>> weight = torch.rand(2, 3, 8, 8)

@@ -26,7 +26,7 @@ def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
     Returns:
         bool mask ``(..., h, w)`` (the input itself when already that size).
 
-    Example:
+    Examples:
         >>> resize_mask(torch.ones(2, 3, 8, 8, dtype=torch.bool), (4, 4)).shape
         torch.Size([2, 3, 4, 4])
     """
@@ -82,7 +82,7 @@ def shallow_feature_mix(
             outside ``(0, 1]``.
         TypeError: features not floating point, masks not bool.
 
-    Example:
+    Examples:
         >>> fs, ft = torch.randn(2, 3, 16, 4, 4), torch.randn(2, 3, 16, 4, 4)
         >>> m = torch.zeros(2, 3, 16, 16, dtype=torch.bool)
         >>> s2t, t2s = shallow_feature_mix(fs, ft, m, ~m)

@@ -72,7 +72,7 @@ class Prototypes(NamedTuple):
         counts: ``(K,)`` float, the total weight of each class's pixels.
         present: ``(K,)`` bool, ``counts > 0``.
 
-    Example:
+    Examples:
         >>> p = Prototypes(vectors=torch.zeros(3, 8), counts=torch.zeros(3),
         ...                present=torch.zeros(3, dtype=torch.bool))
         >>> p.vectors.shape
@@ -188,7 +188,7 @@ def class_sums(
             ``(B, T)``, ``weights`` not the shape of ``labels``, labels out of
             range, devices differ.
 
-    Example:
+    Examples:
         >>> f = torch.randn(2, 3, 16, 8, 8)
         >>> y = torch.randint(0, 5, (2, 3, 32, 32))
         >>> sums, counts = class_sums(f, y, num_classes=5)
@@ -238,7 +238,7 @@ def prototypes_from_sums(sums: Tensor, counts: Tensor) -> Prototypes:
         TypeError: ``sums`` or ``counts`` not floating.
         ValueError: ``sums`` not ``(K, C)`` or ``counts`` not ``(K,)``.
 
-    Example:
+    Examples:
         >>> p = prototypes_from_sums(torch.ones(4, 8), torch.tensor([2.0, 0.0, 1.0, 4.0]))
         >>> p.vectors.shape, p.present.tolist()
         (torch.Size([4, 8]), [True, False, True, True])
@@ -292,7 +292,7 @@ def class_prototypes(
         TypeError: ``features``/``weights`` not floating, ``labels`` not long.
         ValueError: wrong ranks or shapes, labels out of range (names the argument).
 
-    Example:
+    Examples:
         >>> f = torch.randn(2, 16, 8, 8)
         >>> y = torch.randint(0, 5, (2, 32, 32))
         >>> p = class_prototypes(f, y, num_classes=5)
@@ -328,7 +328,7 @@ def confidence_weights(logits: Logits) -> Tensor:
         TypeError: ``logits`` not floating.
         ValueError: ``logits`` of another rank.
 
-    Example:
+    Examples:
         >>> confidence_weights(torch.randn(2, 3, 5, 8, 8)).shape
         torch.Size([2, 3, 8, 8])
     """
@@ -361,7 +361,7 @@ def frame_reliability(logits: Logits) -> Tensor:
         TypeError: ``logits`` not floating.
         ValueError: ``logits`` of another rank.
 
-    Example:
+    Examples:
         >>> r = frame_reliability(torch.randn(2, 3, 5, 8, 8))
         >>> r.shape
         torch.Size([2, 3])
@@ -399,7 +399,7 @@ def adaptive_weights(logits: Logits) -> Tensor:
         TypeError: ``logits`` not floating.
         ValueError: ``logits`` of another rank.
 
-    Example:
+    Examples:
         >>> adaptive_weights(torch.randn(2, 3, 5, 8, 8)).shape
         torch.Size([2, 3, 8, 8])
     """

@@ -35,8 +35,11 @@ class PseudoLabel(NamedTuple):
     """
 
     label: Tensor
+    """long ``(B[, T], H, W)``: argmax over classes."""
     confidence: Tensor
+    """float32 ``(B[, T], H, W)``: max softmax probability."""
     weight: Tensor
+    """float32 ``(B[, T], H, W)``: per-clip fraction of pixels above the threshold."""
 
 
 def _f32(x: Tensor) -> Tensor:
@@ -90,7 +93,7 @@ def pseudo_label(logits: Tensor, threshold: float = 0.968) -> PseudoLabel:
         ValueError: ``logits`` has the wrong rank or is empty, or ``threshold`` is
             outside ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> logits = torch.randn(2, 3, 5, 8, 8)
         >>> pl = pseudo_label(logits, threshold=0.9)
         >>> pl.label.shape, pl.label.dtype, pl.weight.shape
@@ -150,7 +153,7 @@ def temporal_pseudo_label(
         ValueError: a rank or shape does not match, or ``threshold`` or
             ``ignore_index`` is out of range.
 
-    Example:
+    Examples:
         >>> prev = torch.randn(2, 5, 8, 8)
         >>> flow = torch.zeros(2, 2, 8, 8)
         >>> temporal_pseudo_label(prev, flow, 0.9).label.shape
