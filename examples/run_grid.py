@@ -122,25 +122,28 @@ def main() -> None:
     if not a.summarize_only:
         extra = [x for x in a.extra if x != "--"]
         jobs: list[tuple[Path, list[str]]] = []
-        for shift in a.shifts:
+        # order: main shift's methods, then ablations, then the other shifts
+        shifts = sorted(a.shifts, key=lambda sh: sh != a.ablation_shift)
+        for k, shift in enumerate(shifts):
             sargs = [f"--shift={kv}" for kv in SHIFTS[shift]]
             for m in a.methods:
                 for s in a.seeds:
-                    jobs.append(
-                        (
-                            a.root / shift / m / f"seed{s}",
-                            ["--method", m, "--seed", str(s), *sargs, *extra],
-                        )
-                    )
-        for name in a.ablations:
-            sargs = [f"--shift={kv}" for kv in SHIFTS[a.ablation_shift]]
-            for s in a.seeds:
-                jobs.append(
-                    (
-                        a.root / a.ablation_shift / name / f"seed{s}",
-                        ["--method", "dastc", "--seed", str(s), *ABLATIONS[name], *sargs, *extra],
-                    )
-                )
+                    run_args = ["--method", m, "--seed", str(s), *sargs, *extra]
+                    jobs.append((a.root / shift / m / f"seed{s}", run_args))
+            if k == 0:
+                for name in a.ablations:
+                    abl = [f"--shift={kv}" for kv in SHIFTS[a.ablation_shift]]
+                    for s in a.seeds:
+                        run_args = [
+                            "--method",
+                            "dastc",
+                            "--seed",
+                            str(s),
+                            *ABLATIONS[name],
+                            *abl,
+                            *extra,
+                        ]
+                        jobs.append((a.root / a.ablation_shift / name / f"seed{s}", run_args))
         env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
         extra_threads = ["--threads", str(a.threads)]
         print(f"{len(jobs)} runs, {a.jobs} at a time")

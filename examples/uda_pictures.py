@@ -110,26 +110,24 @@ def curves_figure(
 ) -> None:
     """Losses, pseudo-label confident fraction and class histogram, val mIoU over iterations."""
     plt = _plt()
-    its = history.get("iter", [])
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
-    for key, vals in history.items():
-        if key in ("iter", "pl_hist", "pl_conf"):
+    for key, pairs in history.items():
+        if key in ("pl_hist", "pl_conf"):
             continue
-        axes[0].plot(its[: len(vals)], vals, label=key)
+        axes[0].plot([p[0] for p in pairs], [p[1] for p in pairs], label=key)
     axes[0].set_yscale("log")
     axes[0].set_title("losses", fontsize=9)
     axes[0].legend(fontsize=7)
     if "pl_hist" in history:
-        h = torch.tensor(history["pl_hist"])
-        axes[1].stackplot(its[: len(h)], h.T.numpy(), labels=names)
+        its = [p[0] for p in history["pl_hist"]]
+        h = torch.tensor([p[1] for p in history["pl_hist"]])
+        axes[1].stackplot(its, h.T.numpy(), labels=names)
         axes[1].set_ylim(0, 1)
         axes[1].set_title("teacher pseudo-label class fractions (collapse check)", fontsize=9)
         axes[1].legend(fontsize=6, loc="upper left", ncol=3)
-    if "pl_conf" in history:
         ax2 = axes[1].twinx()
-        ax2.plot(
-            its[: len(history["pl_conf"])], history["pl_conf"], "k--", label="confident fraction"
-        )
+        conf = history.get("pl_conf", [])
+        ax2.plot([p[0] for p in conf], [p[1] for p in conf], "k--", label="confident fraction")
         ax2.set_ylim(0, 1)
         ax2.legend(fontsize=7, loc="upper right")
     if evals:

@@ -62,7 +62,7 @@ class Config:
     temporal: bool = True
     adaptive_weights: bool = True
     strong_aug: bool = True
-    adapt_start: int = 0
+    adapt_start: int = 300
     model: str = "tiny"
     width: int = 32
     data: DataSpec = field(default_factory=DataSpec)
@@ -186,7 +186,7 @@ class Trainer:
         )
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 17)
         self.iteration = 0
-        self.history: dict[str, list[float]] = {}
+        self.history: dict[str, list[list[Any]]] = {}  # name -> [[iteration, value], ...]
         self.evals: list[dict[str, Any]] = []
         self.order_src = EpochOrder(len(self.src_ds), cfg.batch, cfg.seed * 2 + 1)  # type: ignore[arg-type]
         self.order_tgt = EpochOrder(len(self.tgt_ds), cfg.batch, cfg.seed * 2 + 2)  # type: ignore[arg-type]
@@ -249,6 +249,12 @@ class Trainer:
         xs, ys, xt = bs["clip"], bs["label"], bt["clip"]
         fs, ft = self._flow(bs), self._flow(bt)
         B = xs.shape[0]
+        if self.iteration < cfg.adapt_start:  # warm start: the teacher must be decent first
+            loss = F.cross_entropy(
+                model(xs, fs).flatten(0, 1), ys.flatten(0, 1), ignore_index=255
+            )
+            logs["src"] = loss.detach()
+            return loss
         # 1. pseudo-labels from the EMA teacher (temporal model: previous frame fused by flow)
         with torch.no_grad():
             t_logits = self.teacher.model(xt, ft).float()
@@ -257,7 +263,6 @@ class Trainer:
         logs["pl_hist"] = (
             torch.bincount(pl.label.flatten(), minlength=self.K).float() / pl.label.numel()
         )
-        w_adapt = 1.0 if self.iteration >= cfg.adapt_start else 0.0
         # 2. sequence-level bidirectional mix (+ strong augmentation, same for every frame)
         mix = self.mix(
             xs, ys, xt, pl.label, pl.weight, generator=self.gen, src_flow=fs, tgt_flow=ft
@@ -295,7 +300,7 @@ class Trainer:
         for name in names:
             _, lab, w, _ = parts[name.removeprefix("f_")]
             lm = DF.weighted_cross_entropy(logits[i], lab, w)
-            loss = loss + w_adapt * lm
+            loss = loss + lm
             logs[name] = lm.detach()
             i += 1
         # 4. category-aware spatio-temporal alignment of deep features
@@ -307,7 +312,7 @@ class Trainer:
             self.agg_tgt.update(p_tgt)
             src_side = self.agg_src.memory_prototypes() if cfg.align_memory else p_src
             la = self.align(src_side, p_tgt)
-            loss = loss + w_adapt * cfg.align_weight * la
+            loss = loss + cfg.align_weight * la
             logs["align"] = la.detach()
         return loss
 
@@ -386,12 +391,10 @@ class Trainer:
         self.evals = list(st["evals"])
 
     def record(self, logs: dict[str, Tensor]) -> None:
+        """Append ``[iteration, value]`` to the history of every logged quantity."""
         for k, v in logs.items():
-            if k == "pl_hist":
-                self.history.setdefault(k, []).append(v.tolist())  # type: ignore[arg-type]
-            else:
-                self.history.setdefault(k, []).append(float(v))
-        self.history.setdefault("iter", []).append(float(self.iteration))
+            value = v.tolist() if k == "pl_hist" else float(v)
+            self.history.setdefault(k, []).append([self.iteration, value])
 
 
 class Interrupt:
@@ -505,10 +508,12 @@ def train(
         "per_class_iou_teacher": dict(zip(tr.class_names, _nan_none(iou_t), strict=False)),
         "iters": cfg.iters,
         "seconds": round(seconds, 1),
-        "pseudo_label_hist": tr.history.get("pl_hist", [[]])[-1]
+        "pseudo_label_hist": tr.history["pl_hist"][-1][1]
         if "pl_hist" in tr.history
         else None,
-        "pseudo_label_confident_fraction": tr.history.get("pl_conf", [None])[-1],
+        "pseudo_label_confident_fraction": tr.history["pl_conf"][-1][1]
+        if "pl_conf" in tr.history
+        else None,
         "config": asdict(cfg),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))

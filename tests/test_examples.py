@@ -37,6 +37,8 @@ TINY = [
     "--log-every",
     "1",
     "--no-progress",
+    "--adapt-start",
+    "1",
 ]
 
 
@@ -92,6 +94,8 @@ def _cfg(**kw) -> Config:
             "1",
             "--ckpt-every",
             "100",
+            "--adapt-start",
+            "1",
         ]
     )
     for k, v in kw.items():
