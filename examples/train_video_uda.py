@@ -36,6 +36,7 @@ ABLATIONS = {
     "temporal": "flow-based temporal fusion of the previous frame",
     "adaptive_weights": "confidence × frame-reliability prototype weights",
     "strong_aug": "colour jitter and blur on mixed clips",
+    "dist_align": "distribution alignment of the teacher's class probabilities",
 }
 
 

@@ -62,6 +62,7 @@ class Config:
     temporal: bool = True
     adaptive_weights: bool = True
     strong_aug: bool = True
+    dist_align: bool = True
     adapt_start: int = 300
     model: str = "tiny"
     width: int = 32
@@ -185,6 +186,8 @@ class Trainer:
             temperature=cfg.align_temperature, kind=cfg.align_kind
         )
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 17)
+        self.da_src = torch.full((self.K,), 1.0 / self.K, device=self.device)
+        self.da_tgt = torch.full((self.K,), 1.0 / self.K, device=self.device)
         self.iteration = 0
         self.history: dict[str, list[list[Any]]] = {}  # name -> [[iteration, value], ...]
         self.evals: list[dict[str, Any]] = []
@@ -250,14 +253,14 @@ class Trainer:
         fs, ft = self._flow(bs), self._flow(bt)
         B = xs.shape[0]
         if self.iteration < cfg.adapt_start:  # warm start: the teacher must be decent first
-            loss = F.cross_entropy(
-                model(xs, fs).flatten(0, 1), ys.flatten(0, 1), ignore_index=255
-            )
+            loss = F.cross_entropy(model(xs, fs).flatten(0, 1), ys.flatten(0, 1), ignore_index=255)
             logs["src"] = loss.detach()
             return loss
         # 1. pseudo-labels from the EMA teacher (temporal model: previous frame fused by flow)
         with torch.no_grad():
             t_logits = self.teacher.model(xt, ft).float()
+        if cfg.dist_align:
+            t_logits = self._align_distribution(t_logits, ys)
         pl = DF.pseudo_label(t_logits, cfg.pseudo_threshold)
         logs["pl_conf"] = (pl.confidence > cfg.pseudo_threshold).float().mean()
         logs["pl_hist"] = (
@@ -316,6 +319,26 @@ class Trainer:
             logs["align"] = la.detach()
         return loss
 
+    @torch.no_grad()
+    def _align_distribution(self, t_logits: Tensor, ys: Tensor) -> Tensor:
+        """Distribution alignment of the teacher's predictions (as in ReMixMatch).
+
+        Multiplies the target class probabilities by ``p_source(k) / p_teacher(k)``
+        (running means over iterations) and renormalises, i.e. adds the log-ratio
+        to the logits. Classes the teacher under-predicts on the target, relative to
+        their source frequency (small objects whose appearance shifted), get their
+        argmax share back instead of vanishing from the pseudo-labels.
+        """
+        K, m = self.K, 0.99
+        valid = ys[ys != 255]
+        src = torch.bincount(valid, minlength=K).float() / valid.numel() if valid.numel() else None
+        tgt = t_logits.softmax(dim=2).mean(dim=(0, 1, 3, 4))
+        if src is not None:
+            self.da_src.lerp_(src, 1 - m)
+        self.da_tgt.lerp_(tgt, 1 - m)
+        ratio = (self.da_src + 1e-6) / (self.da_tgt + 1e-6)
+        return t_logits + ratio.log().view(1, 1, K, 1, 1)
+
     def optimizer_step(self) -> None:
         self.opt.step()
         self.sched.step()
@@ -337,7 +360,7 @@ class Trainer:
             cm.update(logits[:, -1].argmax(1), b["label"][:, -1])
         model.train(was)
         iou, miou = cm.compute()
-        return iou * 100, float(miou) * 100
+        return iou.cpu() * 100, float(miou) * 100
 
     # -- checkpoints ---------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -353,6 +376,7 @@ class Trainer:
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
             "gen": self.gen.get_state(),
+            "da": torch.stack([self.da_src, self.da_tgt]),
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
             "evals": json.loads(json.dumps(self.evals)),
@@ -384,7 +408,14 @@ class Trainer:
         self.agg_tgt.load_state_dict(st["agg_tgt"])
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
-        self.gen.set_state(st["gen"].cpu() if self.device.type == "cpu" else st["gen"])
+        try:
+            self.gen.set_state(st["gen"].to("cpu"))
+        except RuntimeError:  # saved by a generator of another device type
+            print(f"{path}: mixing RNG saved on another device; reseeding it")
+            self.gen.manual_seed(self.cfg.seed + 17 + self.iteration)
+        if "da" in st:
+            self.da_src.copy_(st["da"][0])
+            self.da_tgt.copy_(st["da"][1])
         torch.set_rng_state(st["torch_rng"].cpu())
         self.iteration = int(st["iteration"])
         self.history = {k: list(v) for k, v in st["history"].items()}
@@ -508,9 +539,7 @@ def train(
         "per_class_iou_teacher": dict(zip(tr.class_names, _nan_none(iou_t), strict=False)),
         "iters": cfg.iters,
         "seconds": round(seconds, 1),
-        "pseudo_label_hist": tr.history["pl_hist"][-1][1]
-        if "pl_hist" in tr.history
-        else None,
+        "pseudo_label_hist": tr.history["pl_hist"][-1][1] if "pl_hist" in tr.history else None,
         "pseudo_label_confident_fraction": tr.history["pl_conf"][-1][1]
         if "pl_conf" in tr.history
         else None,
