@@ -36,7 +36,6 @@ ABLATIONS = {
     "temporal": "flow-based temporal fusion of the previous frame",
     "adaptive_weights": "confidence × frame-reliability prototype weights",
     "strong_aug": "colour jitter and blur on mixed clips",
-    "dist_align": "distribution alignment of the teacher's class probabilities",
 }
 
 
@@ -66,15 +65,18 @@ def parse_args(
     )
     p.add_argument("--feature-blend", type=float, default=d.feature_blend)
     p.add_argument(
+        "--dist-align",
+        action="store_true",
+        help="align the teacher's class distribution to the source's (ReMixMatch-style)",
+    )
+    p.add_argument(
         "--adapt-start", type=int, default=d.adapt_start, help="source-only iterations first"
     )
     for key, what in ABLATIONS.items():
         p.add_argument(
             f"--no-{key.replace('_', '-')}", action="store_true", help=f"switch off {what}"
         )
-    p.add_argument(
-        "--model", default=d.model, help="'tiny' or 'smp:<arch>:<encoder>[:weights.pth]'"
-    )
+    p.add_argument("--model", default=d.model, help="'tiny' (the built-in temporal segmenter)")
     p.add_argument("--width", type=int, default=d.width, help="tiny model width")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--size", type=int, nargs=2, default=list(d.data.size), metavar=("H", "W"))
@@ -154,6 +156,7 @@ def parse_args(
         on_nan=a.on_nan,
         threads=a.threads,
         device=a.device,
+        dist_align=a.dist_align,
         **{k: not getattr(a, f"no_{k}") for k in ABLATIONS},
     )
     out = a.out or Path("runs") / a.method

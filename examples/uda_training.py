@@ -62,7 +62,7 @@ class Config:
     temporal: bool = True
     adaptive_weights: bool = True
     strong_aug: bool = True
-    dist_align: bool = True
+    dist_align: bool = False
     adapt_start: int = 300
     model: str = "tiny"
     width: int = 32
@@ -97,18 +97,19 @@ class Config:
 
 
 def build_model(cfg: Config, num_classes: int) -> nn.Module:
-    """The example's segmenter: the tiny temporal model, or a segmentation-models-pytorch one."""
+    """The example's segmenter: the tiny temporal model (``--model tiny``).
+
+    Any model with the same three methods can be dropped in here: ``forward(clip,
+    flow_prev=None)``, ``shallow(clip)`` and ``deep(shallow_feats, flow_prev=None) ->
+    (deep_feats, logits)``, plus a ``deep_channels`` attribute.
+    """
     if cfg.model == "tiny":
         from tiny_segmenter import TinySegmenter
 
         w = cfg.width
         return TinySegmenter(num_classes, widths=(w // 2, w, 2 * w), deep_channels=3 * w // 2)
-    if cfg.model.startswith("smp:"):
-        from smp_segmenter import SmpSegmenter
-
-        return SmpSegmenter.from_spec(cfg.model, num_classes)
     raise SystemExit(
-        f"--model: expected 'tiny' or 'smp:<arch>:<encoder>[:weights]', got {cfg.model}"
+        f"--model: expected 'tiny' (see build_model for adding your own), got {cfg.model}"
     )
 
 

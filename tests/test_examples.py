@@ -164,3 +164,28 @@ def test_main_command_short_budget(tmp_path):
     assert "target mIoU" in proc.stdout
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["iters"] == 60 and math.isfinite(res["miou"])
+
+
+@pytest.mark.parametrize("policy", ["stop", "skip"])
+def test_non_finite_loss_stops_or_skips(tmp_path, monkeypatch, policy):
+    import uda_training
+
+    real_step = uda_training.Trainer.step
+
+    def step(self, bs, bt):
+        logs = real_step(self, bs, bt)
+        if self.iteration == 2:  # the third iteration's loss is NaN
+            logs["loss"] = torch.tensor(float("nan"))
+        return logs
+
+    monkeypatch.setattr(uda_training.Trainer, "step", step)
+    cfg = _cfg(iters=4, ckpt_every=1, on_nan=policy)
+    if policy == "stop":
+        with pytest.raises(FloatingPointError, match="iteration 2.*last good checkpoint"):
+            train(cfg, tmp_path / "run", progress=False)
+        ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+        assert ck["iteration"] == 2  # the last good state is kept
+    else:
+        res = train(cfg, tmp_path / "run", progress=False)
+        assert res["iters"] == 4 and math.isfinite(res["miou"])
+        assert "non-finite loss" in (tmp_path / "run" / "log.txt").read_text()
