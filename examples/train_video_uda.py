@@ -102,6 +102,9 @@ def parse_args(
     p.add_argument("--on-nan", choices=("stop", "skip"), default=d.on_nan)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--render-workers", type=int, default=2, help="processes rendering the synthetic clips"
+    )
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
 
@@ -157,6 +160,7 @@ def parse_args(
         threads=a.threads,
         device=a.device,
         dist_align=a.dist_align,
+        render_workers=a.render_workers,
         **{k: not getattr(a, f"no_{k}") for k in ABLATIONS},
     )
     out = a.out or Path("runs") / a.method

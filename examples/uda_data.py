@@ -53,6 +53,29 @@ class CachedDataset(Dataset[Item]):
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
+    def fill(self, workers: int = 2, desc: str = "render") -> None:
+        """Render every item once, in ``workers`` single-threaded processes.
+
+        Rendering is many small tensor ops: one thread per process is much faster
+        than a multi-threaded loop (and does not fight the training loop's threads).
+        """
+        from torch.utils.data import DataLoader
+
+        n = min(len(self), self.max_items)
+        todo = [i for i in range(n) if i not in self.cache]
+        if not todo:
+            return
+        loader: DataLoader[Item] = DataLoader(
+            _Subset(self.base, todo), batch_size=None, num_workers=workers
+        )
+        bar = _bar(len(todo), desc)
+        for i, item in zip(todo, loader, strict=True):
+            self.cache[i] = item
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+
     def __getitem__(self, index: int) -> Item:
         hit = self.cache.get(index)
         if hit is None:
@@ -60,6 +83,25 @@ class CachedDataset(Dataset[Item]):
             if len(self.cache) < self.max_items:
                 self.cache[index] = hit
         return hit
+
+
+class _Subset(Dataset[Item]):
+    def __init__(self, base: Dataset[Item], indices: list[int]) -> None:
+        self.base, self.indices = base, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Item:
+        return self.base[self.indices[i]]
+
+
+def _bar(total: int, desc: str) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, dynamic_ncols=True, mininterval=1.0, leave=False)
 
 
 def _shift(spec: DataSpec) -> Shift | None:

@@ -29,7 +29,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from uda_data import DataSpec, EpochOrder, batches, build_datasets, val_batches
+from uda_data import (
+    CachedDataset,
+    DataSpec,
+    EpochOrder,
+    batches,
+    build_datasets,
+    val_batches,
+)
 
 import dastc
 from dastc import functional as DF
@@ -74,6 +81,7 @@ class Config:
     on_nan: str = "stop"
     threads: int = 0
     device: str = "cpu"
+    render_workers: int = 2
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -163,6 +171,9 @@ class Trainer:
         self.device = device or torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.src_ds, self.tgt_ds, self.val_ds, self.K, self.class_names = build_datasets(cfg.data)
+        for ds, name in ((self.src_ds, "source"), (self.tgt_ds, "target"), (self.val_ds, "val")):
+            if isinstance(ds, CachedDataset) and cfg.render_workers > 0:
+                ds.fill(cfg.render_workers, desc=f"render {name} clips")
         self.student = build_model(cfg, self.K).to(self.device)
         self.teacher = dastc.EMATeacher(self.student, momentum=cfg.ema, warmup=True)
         decay, no_decay = [], []
