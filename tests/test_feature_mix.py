@@ -46,9 +46,10 @@ def make(seed, B=2, T=2, C=4, h=5, w=6, H=20, W=23):
     return fs, ft, ms, mt
 
 
-def test_value_resize_matches_reference():
-    _, _, ms, _ = make(0)
-    assert torch.equal(resize_mask(ms, (5, 6)), reference_resize(ms, 5, 6))
+@pytest.mark.parametrize("size", [(5, 6), (4, 6), (8, 12), (20, 24)])
+def test_value_resize_matches_reference(size):
+    _, _, ms, _ = make(0, H=40, W=48) if size != (5, 6) else make(0)
+    assert torch.equal(resize_mask(ms, size), reference_resize(ms, *size))
 
 
 @pytest.mark.parametrize("blend", [1.0, 0.3])

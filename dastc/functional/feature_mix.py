@@ -43,6 +43,9 @@ def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
 def _resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(mask.shape[-2:]) == tuple(size):
         return mask
+    H, W = mask.shape[-2:]
+    if H % size[0] == 0 and W % size[1] == 0:  # nearest = every (H/h)-th row, (W/w)-th column
+        return mask[..., :: H // size[0], :: W // size[1]]
     lead = mask.shape[:-2]
     flat = mask.reshape(-1, 1, *mask.shape[-2:]).to(torch.uint8)
     small = F.interpolate(flat, size=size, mode="nearest")

@@ -1,0 +1,127 @@
+"""The benchmark runner: a tiny end-to-end run, its JSON records, and the timing code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def quick_metrics(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``run.py --quick --only metrics --json PATH`` in a fresh process (its thread setting
+    and warning filters stay out of the test process)."""
+    out = tmp_path_factory.mktemp("bench") / "metrics.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--quick", "--only", "metrics", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    doc["_stdout"] = proc.stdout
+    return doc
+
+
+def test_quick_run_writes_records(quick_metrics: dict) -> None:
+    meta = quick_metrics["meta"]
+    assert meta["mode"] == "quick"
+    for key in ("cpu_model", "cpu_cores", "torch", "loadavg", "torch_threads"):
+        assert key in meta["machine"], key
+    assert meta["machine"]["torch"] == torch.__version__
+    (rec,) = quick_metrics["records"]
+    assert rec["op"] == "metrics"
+    assert rec["device"] == "cpu" and rec["dtype"] == "int64" and rec["torch"] == torch.__version__
+    assert rec["shapes"]["pred"] == rec["shapes"]["target"] == "2x256x512"
+    assert rec["ms"] > 0 and rec["runs"] >= 3
+    for name in ("reference", "clone", "read", "unchecked"):
+        assert rec["baselines"][name]["ms"] > 0, name
+    assert "skipped" in rec["baselines"]["compiled"]  # --quick skips torch.compile
+    ratios = rec["ratios"]
+    assert ratios["speedup_vs_reference"] == pytest.approx(
+        rec["baselines"]["reference"]["ms"] / rec["ms"], rel=1e-2
+    )
+    assert ratios["x_clone"] == pytest.approx(rec["ms"] / rec["baselines"]["clone"]["ms"], rel=1e-2)
+    assert ratios["x_read"] == pytest.approx(rec["ms"] / rec["baselines"]["read"]["ms"], rel=1e-2)
+    assert set(rec["peak_memory_mb"]) == {"op", "reference"}
+    assert "| metrics |" in quick_metrics["_stdout"]
+
+
+def test_render_prints_the_saved_table(quick_metrics: dict, tmp_path: Path) -> None:
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps({k: v for k, v in quick_metrics.items() if k != "_stdout"}))
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--render", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert proc.stdout.startswith("| op | case | ms |")
+    assert "| metrics | B2 256x512 K19" in proc.stdout
+
+
+def test_timing_helpers() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _timing import Candidate, peak_memory, run_interleaved
+    finally:
+        sys.path.remove(str(BENCH))
+    calls = {"fast": 0, "slow": 0}
+
+    def fast(_: object) -> None:
+        calls["fast"] += 1
+
+    def slow(_: object) -> None:
+        calls["slow"] += 1
+        torch.ones(64, 64).sum()
+
+    stats = run_interleaved(
+        [Candidate("fast", fast), Candidate("slow", slow, setup=lambda: None)],
+        torch.device("cpu"),
+        budget_s=0.01,
+        min_runs=3,
+        max_runs=5,
+    )
+    assert set(stats) == {"fast", "slow"}
+    for name, st in stats.items():
+        assert 3 <= st.runs <= 5 and st.runs == len(st.times_ms)
+        assert st.min_ms <= st.median_ms
+        assert calls[name] == st.runs + 1  # one warm-up call
+    x = torch.ones(1 << 20)  # 4 MiB
+    peak = peak_memory(Candidate("clone", lambda _: x.clone()), torch.device("cpu"))
+    if peak is not None:  # /proc available
+        assert peak >= 3 * 2**20
+
+
+def test_references_agree_with_dastc() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import references as R
+    finally:
+        sys.path.remove(str(BENCH))
+    import dastc
+
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(2, 2, 4, 3, 5, generator=g)
+    labels = torch.randint(0, 3, (2, 2, 6, 10), generator=g)
+    labels[0, 0, 0] = 255
+    weights = torch.rand(2, 2, 6, 10, generator=g)
+    p = dastc.functional.class_prototypes(feats, labels, 3, weights)
+    vectors, counts = R.class_prototypes_reference(feats, labels, 3, weights)
+    torch.testing.assert_close(p.vectors, vectors)
+    torch.testing.assert_close(p.counts, counts)
+    model = R.resnet101_standin(width_div=8)
+    assert len(list(model.parameters())) + len(list(model.buffers())) == 626
