@@ -181,7 +181,7 @@ def test_non_finite_loss_stops_or_skips(tmp_path, monkeypatch, policy):
     monkeypatch.setattr(uda_training.Trainer, "step", step)
     cfg = _cfg(iters=4, ckpt_every=1, on_nan=policy)
     if policy == "stop":
-        with pytest.raises(FloatingPointError, match="iteration 2.*last good checkpoint"):
+        with pytest.raises(FloatingPointError, match=r"iteration 2.*last good checkpoint"):
             train(cfg, tmp_path / "run", progress=False)
         ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
         assert ck["iteration"] == 2  # the last good state is kept
