@@ -60,4 +60,5 @@ with torch.no_grad():
 cm.sync()  # sum the confusion matrices of all processes
 if rank == 0:
     print(f"{world} processes: target mIoU {100 * float(cm.compute()[1]):.1f}")
+dist.barrier()  # every process is done with the group before it is torn down
 dist.destroy_process_group()
