@@ -189,3 +189,35 @@ def test_non_finite_loss_stops_or_skips(tmp_path, monkeypatch, policy):
         res = train(cfg, tmp_path / "run", progress=False)
         assert res["iters"] == 4 and math.isfinite(res["miou"])
         assert "non-finite loss" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_real_benchmark_layouts_train_end_to_end(tmp_path):
+    """VIPER -> Cityscapes-Seq through the readers, on tiny trees in the public layouts."""
+    import numpy as np
+    from test_data_readers import save_ids, save_rgb, viper_raw
+
+    rng = np.random.default_rng(0)
+    viper = tmp_path / "VIPER"
+    for f in range(8, 14):
+        save_rgb(viper / "train/img/001" / f"001_{f:05d}.jpg", rng)
+        save_ids(viper / "train/cls/001" / f"001_{f:05d}.png", viper_raw(rng))
+    cs = tmp_path / "cityscapes"
+    for split, cities in (("train", ("aachen", "bonn")), ("val", ("ulm", "zurich"))):
+        for city in cities:
+            seq_dir = cs / "leftImg8bit_sequence" / split / city
+            for f in (18, 19):
+                save_rgb(seq_dir / f"{city}_000001_{f:06d}_leftImg8bit.png", rng)
+            labels = rng.integers(0, 34, (16, 32))
+            gt = cs / "gtFine" / split / city / f"{city}_000001_000019_gtFine_labelIds.png"
+            save_ids(gt, labels)
+    out = tmp_path / "run"
+    res = main(
+        [
+            "--source", "viper", "--source-root", str(viper),
+            "--target", "cityscapes-seq", "--target-root", str(cs),
+            "--size", "16", "32", "--batch", "2", "--iters", "3", "--adapt-start", "1",
+            "--eval-every", "100", "--no-progress", "--no-temporal", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert res["iters"] == 3 and len(res["per_class_iou"]) == 15  # the VIPER protocol
+    assert "person" in res["per_class_iou"]
