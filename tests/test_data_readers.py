@@ -14,6 +14,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from protocol_tables import (  # tables written independently of dastc
+    CS_13,
+    CS_16,
+    CS_19,
+    CS_SYNTHIA_11,
+    CS_SYNTHIA_12,
+    CS_VIPER,
+    VIPER_15,
+)
+from protocol_tables import SYNTHIA_SEQ_11 as SYNTHIA_11
+from protocol_tables import SYNTHIA_SEQ_12 as SYNTHIA_12
 from torch.utils.data import DataLoader
 
 from dastc.data import _io
@@ -25,22 +36,6 @@ from dastc.data.synthia_seq import SynthiaSeq
 from dastc.data.viper import VIPER, connected_component, remove_ego_vehicle
 
 H, W = 16, 32
-# Reference maps, written out here from the protocol definitions.
-VIPER_15 = {3: 0, 4: 1, 9: 2, 11: 3, 13: 4, 14: 5, 7: 6, 8: 6, 6: 7, 2: 8, 20: 9, 24: 10,
-            27: 11, 26: 12, 23: 13, 22: 14}  # fmt: skip
-SYNTHIA_12 = {3: 0, 4: 1, 2: 2, 5: 3, 7: 4, 15: 5, 9: 6, 6: 7, 1: 8, 10: 9, 11: 10, 8: 11}
-SYNTHIA_11 = {3: 0, 4: 1, 2: 2, 7: 3, 15: 4, 9: 5, 6: 6, 1: 7, 10: 8, 11: 9, 8: 10}
-CS_19 = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
-         25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}  # fmt: skip
-CS_16 = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 23: 9, 24: 10, 25: 11,
-         26: 12, 28: 13, 32: 14, 33: 15}  # fmt: skip
-CS_13 = {7: 0, 8: 1, 11: 2, 19: 3, 20: 4, 21: 5, 23: 6, 24: 7, 25: 8, 26: 9, 28: 10, 32: 11,
-         33: 12}  # fmt: skip
-CS_VIPER = {7: 0, 8: 1, 11: 2, 13: 3, 19: 4, 20: 5, 21: 6, 22: 7, 23: 8, 24: 9, 25: 9, 26: 10,
-            27: 11, 28: 12, 32: 13, 33: 14}  # fmt: skip
-CS_SYNTHIA_12 = {7: 0, 8: 1, 11: 2, 13: 3, 17: 4, 19: 5, 20: 6, 21: 7, 23: 8, 24: 9, 25: 10,
-                 26: 11}  # fmt: skip
-CS_SYNTHIA_11 = {7: 0, 8: 1, 11: 2, 17: 3, 19: 4, 20: 5, 21: 6, 23: 7, 24: 8, 25: 9, 26: 10}
 
 
 # ---------------------------------------------------------------------------------------
