@@ -20,26 +20,10 @@ sys.path.insert(0, str(EXAMPLES))
 from train_video_uda import main, parse_args  # noqa: E402
 from uda_training import Config, Trainer, train  # noqa: E402
 
-TINY = [
-    "--iters",
-    "3",
-    "--batch",
-    "2",
-    "--size",
-    "32",
-    "64",
-    "--train-clips",
-    "4",
-    "--val-clips",
-    "2",
-    "--eval-every",
-    "2",
-    "--log-every",
-    "1",
-    "--no-progress",
-    "--adapt-start",
-    "1",
-]
+# A tiny data set and schedule shared by every test here.
+SMALL = ["--batch", "2", "--size", "32", "64", "--train-clips", "4", "--val-clips", "2",
+         "--log-every", "1", "--adapt-start", "1"]  # fmt: skip
+TINY = [*SMALL, "--iters", "3", "--eval-every", "2", "--no-progress"]
 
 
 @pytest.mark.parametrize("method", ["dastc", "source_only", "image_dacs", "oracle"])
@@ -79,25 +63,7 @@ def test_ablation_flags_reach_the_config():
 
 
 def _cfg(**kw) -> Config:
-    cfg, _, _, _ = parse_args(
-        [
-            "--batch",
-            "2",
-            "--size",
-            "32",
-            "64",
-            "--train-clips",
-            "4",
-            "--val-clips",
-            "2",
-            "--log-every",
-            "1",
-            "--ckpt-every",
-            "100",
-            "--adapt-start",
-            "1",
-        ]
-    )
+    cfg, _, _, _ = parse_args([*SMALL, "--ckpt-every", "100"])
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
