@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -124,17 +125,23 @@ _NEAR = 1.0  # metres: objects closer than this are clipped
 _NOISE_TABLE = 64
 
 
-@dataclass(frozen=True)
-class SceneShift:
-    """The numeric knobs of a domain shift, as the renderer reads them."""
+class SceneShift(Protocol):
+    """The numeric knobs of a domain shift, as the renderer reads them (``synthetic.Shift``)."""
 
-    hue: float = 0.0
-    texture: float = 0.0
-    blur: float = 0.0
-    contrast: float = 0.0
-    noise: float = 0.0
-    layout: float = 0.0
-    seed: int = 0
+    @property
+    def hue(self) -> float: ...
+    @property
+    def texture(self) -> float: ...
+    @property
+    def blur(self) -> float: ...
+    @property
+    def contrast(self) -> float: ...
+    @property
+    def noise(self) -> float: ...
+    @property
+    def layout(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
 
 
 class _Rand:

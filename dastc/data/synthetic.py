@@ -251,16 +251,7 @@ class SyntheticDrivingClips(Dataset[dict[str, "Tensor | int"]]):
         g = torch.Generator().manual_seed(self.item_seed(index))
         sh = self.shift
         scene = _scene.sample_scene(g, self.clip_len, self.size, sh.layout)
-        knobs = _scene.SceneShift(
-            hue=sh.hue,
-            texture=sh.texture,
-            blur=sh.blur,
-            contrast=sh.contrast,
-            noise=sh.noise,
-            layout=sh.layout,
-            seed=sh.seed,
-        )
-        item: dict[str, Tensor | int] = dict(_scene.render(scene, self.size, knobs, g))
+        item: dict[str, Tensor | int] = dict(_scene.render(scene, self.size, sh, g))
         item["index"] = index
         return item
 
