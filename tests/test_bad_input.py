@@ -227,8 +227,7 @@ def viper(**kw: Any) -> object:
 class Case:
     """One bad input: ``entry(**kwargs())`` must raise ``error`` naming ``arg``.
 
-    ``match`` overrides the default pattern ``^arg:``; ``bug`` marks a case that
-    fails because of a known dastc bug (strict xfail, with the reason).
+    ``match`` overrides the default pattern ``^arg:``.
     """
 
     id: str
@@ -237,7 +236,6 @@ class Case:
     error: type[Exception]
     arg: str
     match: str | None = None
-    bug: str | None = None
 
     @property
     def pattern(self) -> str:
@@ -637,12 +635,7 @@ CASES: list[Case] = [
 ]  # fmt: skip
 
 
-def _param(case: Case) -> Any:
-    marks = [] if case.bug is None else [pytest.mark.xfail(strict=True, reason=case.bug)]
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
 def test_bad_input(case: Case) -> None:
     kwargs = case.kwargs()
     with pytest.raises(case.error, match=case.pattern):
