@@ -9,6 +9,7 @@ import torch
 
 from dastc import BidirectionalClipMix, ClipMixOutput
 from dastc.functional import bidirectional_clip_mix, sample_class_masks
+from dastc.functional.class_mix import _label_table, _present_classes
 
 K = 6
 
@@ -92,6 +93,39 @@ def test_value_mix_matches_pixel_loop():
     got = (out.s2t_clip, out.s2t_label, out.s2t_weight, out.t2s_clip, out.t2s_label, out.t2s_weight)
     for a, b in zip(got, ref, strict=False):
         assert torch.equal(a, b)
+
+
+def unique_presence(labels, num_classes, ignore_index):
+    """Per-clip reference: the valid classes in torch.unique of the clip's labels."""
+    present = torch.zeros(labels.shape[0], num_classes, dtype=torch.bool)
+    for b in range(labels.shape[0]):
+        for v in torch.unique(labels[b]).tolist():
+            if v != ignore_index:
+                present[b, v] = True
+    return present
+
+
+@pytest.mark.parametrize("ignore_index", [255, K, K + 1, -1, -100, 2**40, -(2**40)])
+@pytest.mark.parametrize("image", [False, True])
+def test_value_presence_matches_unique(ignore_index, image):
+    g = torch.Generator().manual_seed(11)
+    shape = (4, 9, 7) if image else (4, 3, 9, 7)
+    labels = torch.randint(0, K, shape, generator=g)
+    labels[torch.rand(shape, generator=g) < 0.3] = ignore_index
+    labels[1] = labels[1].clamp(max=2)  # clip 1: classes 0-2 only
+    labels[2] = ignore_index  # clip 2: nothing valid
+    labels[3] = torch.where(labels[3] == 4, 0, labels[3])  # clip 3: class 4 absent
+    table = _label_table(labels, K, ignore_index)
+    present = _present_classes(table, K)
+    assert torch.equal(present, unique_presence(labels, K, ignore_index))
+    # The mask gathers the drawn classes through the same table: whole classes, never ignore.
+    mask, chosen = sample_class_masks(
+        labels, K, 0.5, ignore_index=ignore_index, generator=torch.Generator().manual_seed(0)
+    )
+    assert not (chosen & ~present).any()
+    for b in range(shape[0]):
+        ref = torch.isin(labels[b], chosen[b].nonzero().flatten())
+        assert torch.equal(mask[b], ref)
 
 
 def test_value_draw_is_uniform_over_present_classes():

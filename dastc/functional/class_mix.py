@@ -51,17 +51,47 @@ class ClipMixOutput(NamedTuple):
     t2s_flow: Tensor | None = None
 
 
-def _present_classes(labels: Tensor, num_classes: int) -> Tensor:
-    """``(B, K)`` bool: class k occurs in clip b (labels already mapped so ignore -> K)."""
+# Widest per-clip class table indexed by the raw labels; a farther ignore_index is mapped.
+_MAX_TABLE_EXTRA = 1 << 16
+
+
+class _LabelTable(NamedTuple):
+    """Each pixel's column in a per-clip class table: class ``k`` is column ``first + k``."""
+
+    columns: Tensor  # (B, N) long
+    width: int
+    first: int
+
+
+def _label_table(labels: Tensor, num_classes: int, ignore_index: int) -> _LabelTable:
+    """Columns of the per-clip class table, read from the labels without a mapping pass.
+
+    With ``K <= ignore_index`` (the usual 255) the labels are the columns
+    themselves (a view); with a negative ``ignore_index`` one subtraction puts it
+    in column 0. Only an ``ignore_index`` more than ``2**16`` away from the
+    classes falls back to mapping every non-class value to column ``K``.
+    """
     B = labels.shape[0]
-    present = torch.zeros(B, num_classes + 1, dtype=torch.bool, device=labels.device)
-    present.scatter_(1, labels.reshape(B, -1), True)
-    return present[:, :num_classes]
+    flat = labels.reshape(B, -1)
+    if num_classes <= ignore_index < num_classes + _MAX_TABLE_EXTRA:
+        return _LabelTable(flat, ignore_index + 1, 0)
+    if -_MAX_TABLE_EXTRA < ignore_index < 0:
+        return _LabelTable(flat - ignore_index, num_classes - ignore_index, -ignore_index)
+    valid = (flat >= 0) & (flat < num_classes)
+    return _LabelTable(torch.where(valid, flat, num_classes), num_classes + 1, 0)
 
 
-def _map_ignore(labels: Tensor, num_classes: int) -> Tensor:
-    """Labels with every non-class value (ignore_index) mapped to ``num_classes``."""
-    return torch.where((labels >= 0) & (labels < num_classes), labels, num_classes)
+def _present_classes(table: _LabelTable, num_classes: int) -> Tensor:
+    """``(B, K)`` bool: class k occurs in clip b, from one ``scatter_add_`` count.
+
+    The counts are float32: adding ones never brings a positive count back to 0,
+    so ``count > 0`` is exact however many pixels a clip has.
+    """
+    B, n = table.columns.shape
+    counts = torch.zeros(B, table.width, dtype=torch.float32, device=table.columns.device)
+    ones = torch.ones((), dtype=torch.float32, device=table.columns.device).expand(B, n)
+    counts.scatter_add_(1, table.columns, ones)
+    return counts[:, table.first : table.first + num_classes] > 0
 
 
 def _draw(
@@ -119,6 +149,9 @@ def sample_class_masks(
     Raises:
         ValueError: bad shape, value or fraction.
         TypeError: ``labels`` is not long.
+        RuntimeError: with value checks off (:func:`dastc.set_value_checks`), a label
+            below ``min(0, ignore_index)`` or above ``max(K - 1, ignore_index)``
+            indexes past the per-clip class table (a device-side assert on CUDA).
 
     Examples:
         >>> labels = torch.tensor([[[0, 1], [2, 255]]])
@@ -135,7 +168,7 @@ def sample_class_masks(
     cf = V.check_unit_interval(class_fraction, "class_fraction")
     always_m = _check_class_set(always, "always", K, None, labels.device)
     exclude_m = _check_class_set(exclude, "exclude", K, labels.shape[0], labels.device)
-    return _class_masks(labels, K, cf, generator, always_m, exclude_m)
+    return _class_masks(labels, K, ignore_index, cf, generator, always_m, exclude_m)
 
 
 def _check_class_set(
@@ -156,19 +189,21 @@ def _check_class_set(
 def _class_masks(
     labels: Tensor,
     num_classes: int,
+    ignore_index: int,
     class_fraction: float,
     generator: torch.Generator | None,
     always: Tensor | None,
     exclude: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
-    mapped = _map_ignore(labels, num_classes)
-    present = _present_classes(mapped, num_classes)
+    table = _label_table(labels, num_classes, ignore_index)
+    present = _present_classes(table, num_classes)
     if exclude is not None:
         present = present & ~exclude
     chosen = _draw(present, class_fraction, generator, always)
-    B = labels.shape[0]
-    lookup = torch.cat([chosen, chosen.new_zeros(B, 1)], dim=1)  # column K = ignore
-    mask = lookup.gather(1, mapped.reshape(B, -1)).reshape(labels.shape)
+    # Every column but the classes' (ignore_index, unused values) stays False.
+    lookup = chosen.new_zeros(labels.shape[0], table.width)
+    lookup[:, table.first : table.first + num_classes] = chosen
+    mask = lookup.gather(1, table.columns).reshape(labels.shape)
     return mask, chosen
 
 
@@ -229,6 +264,9 @@ def bidirectional_clip_mix(
     Raises:
         ValueError: mismatched shapes or devices, out-of-range labels or arguments.
         TypeError: float labels, integer clips, a non-bool ``rare_classes``.
+        RuntimeError: with value checks off (:func:`dastc.set_value_checks`), a label
+            below ``min(0, ignore_index)`` or above ``max(K - 1, ignore_index)``
+            indexes past the per-clip class table (a device-side assert on CUDA).
 
     Examples:
         >>> src, tgt = torch.rand(2, 3, 3, 8, 8), torch.rand(2, 3, 3, 8, 8)
@@ -262,7 +300,23 @@ def bidirectional_clip_mix(
     fs = None if src_flow is None else as_clip(src_flow, 5)
     ft = None if tgt_flow is None else as_clip(tgt_flow, 5)
 
-    out = _mix(xs, ys, xt, yt, w, K, cf, generator, fs, ft, conf, thr, rare, exclude_s2t_classes)
+    out = _mix(
+        xs,
+        ys,
+        xt,
+        yt,
+        w,
+        K,
+        ignore_index,
+        cf,
+        generator,
+        fs,
+        ft,
+        conf,
+        thr,
+        rare,
+        exclude_s2t_classes,
+    )
     if not was_image:
         return out
     return ClipMixOutput(
@@ -330,6 +384,7 @@ def _mix(
     yt: Tensor,
     w: Tensor | None,
     num_classes: int,
+    ignore_index: int,
     class_fraction: float,
     generator: torch.Generator | None,
     fs: Tensor | None,
@@ -340,9 +395,17 @@ def _mix(
     exclude_s2t: bool,
 ) -> ClipMixOutput:
     """Mixing on clip-rank tensors with validated arguments (the compiled core)."""
-    s2t_mask, s2t_chosen = _class_masks(ys, num_classes, class_fraction, generator, rare, None)
+    s2t_mask, s2t_chosen = _class_masks(
+        ys, num_classes, ignore_index, class_fraction, generator, rare, None
+    )
     t2s_mask, _ = _class_masks(
-        yt, num_classes, class_fraction, generator, rare, s2t_chosen if exclude_s2t else None
+        yt,
+        num_classes,
+        ignore_index,
+        class_fraction,
+        generator,
+        rare,
+        s2t_chosen if exclude_s2t else None,
     )
     if paste_threshold is not None:
         c = conf if conf is not None else w
