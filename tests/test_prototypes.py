@@ -211,11 +211,95 @@ def test_gradcheck() -> None:
     assert torch.autograd.gradcheck(fn, (f, w))
 
 
+@pytest.mark.parametrize(
+    ("shape", "label_hw", "ignore"),
+    [
+        ((2, 2, 3, 3, 2), (5, 3), 255),  # clip, labels at higher resolution
+        ((2, 3, 2, 3), (4, 6), -1),  # image, labels at 2x, negative ignore_index
+        ((1, 2, 2, 2, 3), (2, 3), 255),  # same resolution
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gradcheck_class_sums(
+    shape: tuple[int, ...], label_hw: tuple[int, int], ignore: int, weighted: bool
+) -> None:
+    features, labels, weights = _data(shape, label_hw, ignore=ignore)
+    f = features.double().requires_grad_()
+    inputs = (f, weights.double().requires_grad_()) if weighted else (f,)
+
+    def fn(*xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w = xs[1] if weighted else None
+        return class_sums(xs[0], labels, K, w, ignore_index=ignore)
+
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+def test_gradgradcheck_class_sums() -> None:
+    features, labels, weights = _data((2, 2, 3, 3, 2), (5, 3))
+    f = features.double().requires_grad_()
+    w = weights.double().requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda a, b: class_sums(a, labels, K, b), (f, w))
+
+
+@pytest.mark.parametrize(
+    ("shape", "label_hw"), [((2, 2, 3, 4, 5), (8, 10)), ((2, 3, 4, 4), (7, 9))]
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_value_gradients_match_loop_reference(
+    shape: tuple[int, ...], label_hw: tuple[int, int], weighted: bool
+) -> None:
+    features, labels, weights = _data(shape, label_hw)
+    g = _gen(1)
+    proj_v, proj_c = torch.randn(K, shape[-3], generator=g), torch.randn(K, generator=g)
+
+    def grads(fn: object, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        f = features.to(dtype).requires_grad_()
+        w = weights.to(dtype).requires_grad_() if weighted else None
+        p = fn(f, labels, K, w)  # type: ignore[operator]
+        loss = (p.vectors * proj_v.to(dtype)).sum() + (p.counts * proj_c.to(dtype)).sum()
+        return torch.autograd.grad(loss, [f] if w is None else [f, w])
+
+    got = grads(class_prototypes, torch.float32)
+    want = grads(_ref_prototypes, torch.float64)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a.double(), b, atol=1e-5, rtol=1e-5)
+
+
+def test_value_backward_under_autocast_runs_in_float32() -> None:
+    # Forward and backward both inside autocast: the gradients are float32 sums.
+    features, labels, weights = _data((2, 2, 8, 4, 5), (8, 10))
+    f, w = features.bfloat16().requires_grad_(), weights.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sums, counts = class_sums(f, labels, K, w)
+        (sums.sum() + counts.sum()).backward()
+    f64, w64 = features.bfloat16().double().requires_grad_(), weights.double().requires_grad_()
+    sums, counts = class_sums(f64, labels, K, w64)
+    (sums.sum() + counts.sum()).backward()
+    assert f.grad is not None and w.grad is not None
+    assert f.grad.dtype == torch.bfloat16 and w.grad.dtype == torch.float32
+    torch.testing.assert_close(f.grad.double(), f64.grad.bfloat16().double())
+    torch.testing.assert_close(w.grad.double(), w64.grad, atol=1e-5, rtol=1e-5)
+
+
 def test_dynamo() -> None:
     features, labels, weights = _data((2, 2, 5, 4, 5), (8, 10))
     compiled = torch.compile(class_prototypes, fullgraph=True)
     got = compiled(features, labels, K, weights)
     want = class_prototypes(features, labels, K, weights)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_dynamo_backward() -> None:
+    features, labels, weights = _data((2, 2, 5, 4, 5), (8, 10))
+    compiled = torch.compile(class_sums, fullgraph=True)
+    got, want = [], []
+    for fn, out in ((compiled, got), (class_sums, want)):
+        f, w = features.clone().requires_grad_(), weights.clone().requires_grad_()
+        sums, counts = fn(f, labels, K, w)
+        (sums.pow(2).sum() + counts.sum()).backward()
+        out.extend([sums, counts, f.grad, w.grad])
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b)
 

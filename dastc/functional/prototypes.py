@@ -10,8 +10,10 @@ frame that carries a class label,
 computed in one fused pass: the labels (and weights) at feature resolution are
 turned into a weighted one-hot map ``(N, K, hw)`` and contracted with the
 features in their native layout ``(N, C, hw)`` by one batched matrix product.
-Nothing of size ``pixels × K × C`` is built, there is no loop over classes,
-clips or frames, and nothing reads back to the host.
+The backward gathers each pixel's row of the ``(K, C)`` output gradient (times
+its weight) instead of running another thin matrix product. Nothing of size
+``pixels × K × C`` is built, there is no loop over classes, clips or frames,
+and nothing reads back to the host.
 
 The adaptive weights (pixel confidence × per-frame reliability) are built from
 logits with :func:`confidence_weights`, :func:`frame_reliability` and
@@ -20,7 +22,7 @@ logits with :func:`confidence_weights`, :func:`frame_reliability` and
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -202,21 +204,88 @@ def class_sums(
     with torch.autocast(features.device.type, enabled=False):
         feats = features.reshape(frames, channels, h * w).to(dtype)
         lab = _to_feature_grid(labels.reshape(frames, *labels.shape[-2:]), h, w)
-        lab = lab.reshape(frames, 1, h * w)
-        # Ignored pixels and any value outside [0, K) go to an extra row K, dropped below.
+        lab = lab.reshape(frames, h * w)
+        # Ignored pixels and any value outside [0, K) go to an extra row K, dropped.
         idx = torch.where((lab >= 0) & (lab < num_classes), lab, num_classes)
-        if weights is None:
-            src = torch.ones(frames, 1, h * w, dtype=dtype, device=features.device)
-        else:
+        wt = None
+        if weights is not None:
             wt = _to_feature_grid(weights.reshape(frames, *weights.shape[-2:]), h, w)
-            src = wt.reshape(frames, 1, h * w).to(dtype)
-        onehot = torch.zeros(frames, num_classes + 1, h * w, dtype=dtype, device=features.device)
-        onehot = onehot.scatter_(1, idx, src)[:, :num_classes]
-        # (N, C, hw) @ (N, hw, K): the features stay in their native layout and the
-        # gradient comes back as (N, K)-weighted copies of (C, K) rows, also contiguous.
-        sums = torch.bmm(feats, onehot.transpose(1, 2)).sum(0).transpose(0, 1)
-        counts = onehot.sum(dim=(0, 2))
-    return sums, counts
+            wt = wt.reshape(frames, h * w).to(dtype)
+        return _class_sums_core(feats, idx, wt, num_classes)
+
+
+class _ClassSums(torch.autograd.Function):
+    """Fused per-class sums ``(K, C)`` and weight totals ``(K,)`` with a gather backward.
+
+    Inputs (validated, at feature resolution, in the compute dtype): ``feats``
+    ``(N, C, hw)``, ``index`` ``(N, hw)`` long in ``[0, K]`` (``K``: not
+    counted), ``weights`` ``(N, hw)`` or ``None`` (all ones).
+
+    Forward: a weighted one-hot ``(N, K + 1, hw)`` (small: ``(K + 1) / C`` of
+    the features) whose first ``K`` rows are contracted with the features by
+    one batched GEMM ``(N, K, hw) @ (N, hw, C)``, both operands contiguous
+    along ``hw`` (faster than ``(N, C, hw) @ (N, hw, K)`` for a thin ``K``).
+
+    Backward, without building anything of size ``pixels × K``:
+
+    - ``grad_feats[n, :, i] = w[n, i] * grad_sums[index[n, i]]`` (a gather of
+      the ``(C, K + 1)`` gradient table, zero row ``K`` for ignored pixels);
+    - ``grad_weights[n, i] = <grad_sums[index[n, i]], f[n, :, i]>
+      + grad_counts[index[n, i]]`` (one thin GEMM ``(K + 1, C) @ (C, hw)`` per
+      frame, then a gather).
+
+    The backward is written with differentiable ops, so double backward works.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, feats: Tensor, index: Tensor, weights: Tensor | None, num_classes: int
+    ) -> tuple[Tensor, Tensor]:
+        frames, _, hw = feats.shape
+        if weights is None:
+            src = torch.ones((), dtype=feats.dtype, device=feats.device).expand(frames, 1, hw)
+        else:
+            src = weights.unsqueeze(1)
+        onehot = feats.new_zeros(frames, num_classes + 1, hw).scatter_(1, index.unsqueeze(1), src)
+        sums = torch.bmm(onehot[:, :num_classes], feats.transpose(1, 2)).sum(0)
+        counts = onehot[:, :num_classes].sum(dim=(0, 2))
+        weights_need_grad = weights is not None and bool(ctx.needs_input_grad[2])
+        ctx.num_classes = num_classes
+        ctx.save_for_backward(index, weights, feats if weights_need_grad else None)
+        return sums, counts
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad_sums: Tensor, grad_counts: Tensor
+    ) -> tuple[Tensor | None, None, Tensor | None, None]:
+        index, weights, feats = ctx.saved_tensors
+        frames, hw = index.shape
+        channels = grad_sums.shape[1]
+        with torch.autocast(index.device.type, enabled=False):
+            # Row K (ignored pixels) of every table is zero.
+            rows = torch.cat([grad_sums, grad_sums.new_zeros(1, channels)])  # (K + 1, C)
+            grad_feats = grad_weights = None
+            if ctx.needs_input_grad[0]:
+                table = rows.t().contiguous().unsqueeze(0).expand(frames, -1, -1)
+                picked = index.unsqueeze(1).expand(frames, channels, hw)
+                grad_feats = torch.gather(table, 2, picked)  # (N, C, hw)
+                if weights is not None:
+                    grad_feats = grad_feats.mul_(weights.unsqueeze(1))
+            if feats is not None and ctx.needs_input_grad[2]:
+                per_class = torch.bmm(rows.unsqueeze(0).expand(frames, -1, -1), feats)
+                per_pixel = per_class.gather(1, index.unsqueeze(1)).squeeze(1)  # (N, hw)
+                count_rows = torch.cat([grad_counts, grad_counts.new_zeros(1)])
+                grad_weights = per_pixel + count_rows[index]
+        return grad_feats, None, grad_weights, None
+
+
+def _class_sums_core(
+    feats: Tensor, index: Tensor, weights: Tensor | None, num_classes: int
+) -> tuple[Tensor, Tensor]:
+    out: tuple[Tensor, Tensor] = _ClassSums.apply(  # type: ignore[no-untyped-call]
+        feats, index, weights, num_classes
+    )
+    return out
 
 
 def prototypes_from_sums(sums: Tensor, counts: Tensor) -> Prototypes:
