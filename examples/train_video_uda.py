@@ -57,6 +57,15 @@ def parse_args(
     p.add_argument("--ema", type=float, default=d.ema, help="EMA teacher momentum")
     p.add_argument("--pseudo-threshold", type=float, default=d.pseudo_threshold)
     p.add_argument("--class-fraction", type=float, default=d.class_fraction)
+    p.add_argument(
+        "--hue-jitter", type=float, default=d.hue_jitter, help="strong-aug hue range (turns)"
+    )
+    p.add_argument(
+        "--rare-below",
+        type=float,
+        default=d.rare_below,
+        help="source classes rarer than this pixel share are always pasted (0: off)",
+    )
     p.add_argument("--align-weight", type=float, default=d.align_weight)
     p.add_argument("--align-kind", choices=("infonce", "mmd"), default=d.align_kind)
     p.add_argument("--align-temperature", type=float, default=d.align_temperature)
@@ -143,6 +152,8 @@ def parse_args(
         ema=a.ema,
         pseudo_threshold=a.pseudo_threshold,
         class_fraction=a.class_fraction,
+        hue_jitter=a.hue_jitter,
+        rare_below=a.rare_below,
         align_weight=a.align_weight,
         align_kind=a.align_kind,
         align_temperature=a.align_temperature,
@@ -170,7 +181,7 @@ def parse_args(
 def main(argv: list[str] | None = None, clip_len: int = 2) -> dict[str, object]:
     cfg, out, resume, progress = parse_args(argv, clip_len)
     res = train(cfg, out, resume=resume, progress=progress)
-    if "miou" in res:
+    if "miou" in res and res.get("rank", 0) == 0:
         print(
             f"{cfg.method}: target mIoU {res['miou']:.1f} (student), {res['miou_teacher']:.1f} "
             f"(EMA teacher) after {res['iters']} iterations in {res['seconds']:.0f} s"

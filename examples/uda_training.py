@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+import uda_dist
 from torch import Tensor, nn
 from uda_data import (
     CachedDataset,
@@ -69,6 +71,8 @@ class Config:
     temporal: bool = True
     adaptive_weights: bool = True
     strong_aug: bool = True
+    hue_jitter: float = 0.1
+    rare_below: float = 0.02
     dist_align: bool = False
     adapt_start: int = 300
     model: str = "tiny"
@@ -122,8 +126,15 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
 
 
 # ---------------------------------------------------------------- augmentation
-def strong_augment(clip: Tensor, g: torch.Generator, p_jitter: float = 0.8) -> Tensor:
-    """Colour jitter (0.2) and Gaussian blur with the same parameters for every frame of a clip.
+def strong_augment(
+    clip: Tensor, g: torch.Generator, p_jitter: float = 0.8, hue: float = 0.1
+) -> Tensor:
+    """Colour jitter and Gaussian blur with the same parameters for every frame of a clip.
+
+    The jitter is DACS's: brightness, contrast and saturation factors in
+    [0.8, 1.2] and a hue rotation about the grey axis of up to ``hue`` of a
+    turn (0.1: ±36 degrees), applied together with probability ``p_jitter``;
+    blur with probability 0.5, sigma in [0.15, 1.15].
 
     clip: float ``(B, T, 3, H, W)`` in [0, 1] -> same shape.
     """
@@ -140,6 +151,7 @@ def strong_augment(clip: Tensor, g: torch.Generator, p_jitter: float = 0.8) -> T
     x = (x - grey.mean((-2, -1), True)) * contrast + grey.mean((-2, -1), True)
     grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 1, 3, 1, 1)).sum(2, True)
     x = grey + (x - grey) * sat
+    x = torch.einsum("bij,btjhw->btihw", _hue_rotation(u(-hue, hue).view(B) * 2 * math.pi), x)
     x = torch.where(on, x, clip)
     sigma = u(0.15, 1.15).view(B)
     blur_on = torch.rand(B, generator=g, device=dev) < 0.5
@@ -161,6 +173,39 @@ def strong_augment(clip: Tensor, g: torch.Generator, p_jitter: float = 0.8) -> T
     return y.view(B, T, C, H, W).clamp(0, 1)
 
 
+def _hue_rotation(angle: Tensor) -> Tensor:
+    """``(B, 3, 3)`` rotations of RGB about the grey axis by ``angle`` ``(B,)`` radians."""
+    k = torch.full((3,), 3**-0.5, device=angle.device, dtype=angle.dtype)
+    cross = (
+        torch.tensor(
+            [[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]],
+            device=angle.device,
+            dtype=angle.dtype,
+        )
+        * 3**-0.5
+    )
+    c, s = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
+    eye = torch.eye(3, device=angle.device, dtype=angle.dtype)
+    return c * eye + s * cross + (1 - c) * torch.outer(k, k)
+
+
+def rare_classes(ds: Any, num_classes: int, below: float, max_clips: int = 64) -> list[int]:
+    """Classes whose pixel share in (up to ``max_clips`` evenly spaced) clips of ``ds``
+    is below ``below``; the S→T mix pastes them whenever a source clip has them."""
+    if below <= 0:
+        return []
+    n = len(ds)
+    idx = sorted({int(i * n / min(n, max_clips)) for i in range(min(n, max_clips))})
+    counts = torch.zeros(num_classes + 1, dtype=torch.float64)
+    for i in idx:
+        y = ds[i]["label"].flatten()
+        counts += torch.bincount(y.clamp(max=num_classes), minlength=num_classes + 1)[
+            : num_classes + 1
+        ].double()
+    share = counts[:num_classes] / counts[:num_classes].sum().clamp(min=1)
+    return [k for k in range(num_classes) if 0 < share[k] < below]
+
+
 # ---------------------------------------------------------------- the trainer
 class Trainer:
     """Holds every stateful piece of a run; one call of :meth:`step` is one iteration."""
@@ -169,6 +214,8 @@ class Trainer:
         self.cfg = cfg
         self.out = out
         self.device = device or torch.device(cfg.device)
+        self.world = uda_dist.world()
+        self.rank = dist.get_rank() if self.world > 1 else 0
         torch.manual_seed(cfg.seed)
         self.src_ds, self.tgt_ds, self.val_ds, self.K, self.class_names = build_datasets(cfg.data)
         for ds, name in ((self.src_ds, "source"), (self.tgt_ds, "target"), (self.val_ds, "val")):
@@ -176,6 +223,8 @@ class Trainer:
                 ds.fill(cfg.render_workers, desc=f"render {name} clips")
         self.student = build_model(cfg, self.K).to(self.device)
         self.teacher = dastc.EMATeacher(self.student, momentum=cfg.ema, warmup=True)
+        # every training forward goes through it (DDP under torchrun)
+        self.net = uda_dist.wrap(self.student, self.device, all_used=cfg.use_temporal)
         decay, no_decay = [], []
         for _n, p in self.student.named_parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
@@ -189,7 +238,10 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda i: (1 - min(i, cfg.iters - 1) / cfg.iters) ** 0.9
         )
-        self.mix = dastc.BidirectionalClipMix(self.K, class_fraction=cfg.class_fraction)
+        self.rare = rare_classes(self.src_ds, self.K, cfg.rare_below) if cfg.adapts else []
+        self.mix = dastc.BidirectionalClipMix(
+            self.K, class_fraction=cfg.class_fraction, rare_classes=self.rare or None
+        )
         self.fmix = dastc.ShallowFeatureMix(blend=cfg.feature_blend)
         feat_dim = int(self.student.deep_channels)
         self.agg_src = dastc.SpatioTemporalPrototypeAggregator(self.K, feat_dim).to(self.device)
@@ -197,15 +249,20 @@ class Trainer:
         self.align = dastc.IntraInterClassAlignmentLoss(
             temperature=cfg.align_temperature, kind=cfg.align_kind
         )
-        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 17)
+        self.gen = torch.Generator(device=self.device).manual_seed(self._gen_seed())
         self.da_src = torch.full((self.K,), 1.0 / self.K, device=self.device)
         self.da_tgt = torch.full((self.K,), 1.0 / self.K, device=self.device)
         self.iteration = 0
         self.history: dict[str, list[list[Any]]] = {}  # name -> [[iteration, value], ...]
         self.evals: list[dict[str, Any]] = []
-        self.order_src = EpochOrder(len(self.src_ds), cfg.batch, cfg.seed * 2 + 1)  # type: ignore[arg-type]
-        self.order_tgt = EpochOrder(len(self.tgt_ds), cfg.batch, cfg.seed * 2 + 2)  # type: ignore[arg-type]
+        n_s, n_t = len(self.src_ds), len(self.tgt_ds)  # type: ignore[arg-type]
+        self.order_src = EpochOrder(n_s, cfg.batch, cfg.seed * 2 + 1, self.rank, self.world)
+        self.order_tgt = EpochOrder(n_t, cfg.batch, cfg.seed * 2 + 2, self.rank, self.world)
         self.last_batch: dict[str, Any] = {}
+
+    def _gen_seed(self) -> int:
+        """The mixing generator's seed; each process draws its own classes."""
+        return self.cfg.seed + 17 + 7919 * self.rank
 
     # -- model calls ---------------------------------------------------------
     def _flow(self, b: dict[str, Tensor]) -> Tensor | None:
@@ -233,14 +290,14 @@ class Trainer:
         logs: dict[str, Tensor] = {}
         if cfg.method == "source_only":
             loss = F.cross_entropy(
-                self.student(bs["clip"], self._flow(bs)).flatten(0, 1),
+                self.net(bs["clip"], self._flow(bs)).flatten(0, 1),
                 bs["label"].flatten(0, 1),
                 ignore_index=255,
             )
             logs["src"] = loss.detach()
         elif cfg.method == "oracle":
             loss = F.cross_entropy(
-                self.student(bt["clip"], self._flow(bt)).flatten(0, 1),
+                self.net(bt["clip"], self._flow(bt)).flatten(0, 1),
                 bt["label"].flatten(0, 1),
                 ignore_index=255,
             )
@@ -260,12 +317,13 @@ class Trainer:
         shallow pass over [source, target, S→T, T→S] clips and one deep pass over
         their shallow features plus the two feature-mixed ones."""
         cfg = self.cfg
-        model = self.student
         xs, ys, xt = bs["clip"], bs["label"], bt["clip"]
         fs, ft = self._flow(bs), self._flow(bt)
         B = xs.shape[0]
         if self.iteration < cfg.adapt_start:  # warm start: the teacher must be decent first
-            loss = F.cross_entropy(model(xs, fs).flatten(0, 1), ys.flatten(0, 1), ignore_index=255)
+            loss = F.cross_entropy(
+                self.net(xs, fs).flatten(0, 1), ys.flatten(0, 1), ignore_index=255
+            )
             logs["src"] = loss.detach()
             return loss
         # 1. pseudo-labels from the EMA teacher (temporal model: previous frame fused by flow)
@@ -292,19 +350,23 @@ class Trainer:
         if cfg.clip_mix:
             for d in dirs:
                 clip = parts[d][0]
-                clips.append(strong_augment(clip, self.gen) if cfg.strong_aug else clip)
+                clips.append(
+                    strong_augment(clip, self.gen, hue=cfg.hue_jitter) if cfg.strong_aug else clip
+                )
                 flows.append(parts[d][3])
-        # 3. one shallow pass; shallow-feature mix with the same masks
-        shallow = model.shallow(torch.cat(clips)).split(B)
-        hs, ht = shallow[0], shallow[1]
-        feats, fflows = list(shallow), list(flows)
-        if cfg.feature_mix:
-            f_s2t, f_t2s = self.fmix(hs, ht, mix.s2t_mask, mix.t2s_mask)
-            for d in dirs:
-                feats.append(f_s2t if d == "s2t" else f_t2s)
-                fflows.append(parts[d][3])
+        # 3. one shallow pass; shallow-feature mix with the same masks; one deep pass
+        fflows = list(flows) + ([parts[d][3] for d in dirs] if cfg.feature_mix else [])
         flow_cat = None if fflows[0] is None else torch.cat(fflows)  # type: ignore[arg-type]
-        deep_all, logits_all = model.deep(torch.cat(feats), flow_cat)
+
+        def feature_mix(shallow_all: Tensor) -> Tensor:
+            shallow = shallow_all.split(B)
+            feats = list(shallow)
+            if cfg.feature_mix:
+                f_s2t, f_t2s = self.fmix(shallow[0], shallow[1], mix.s2t_mask, mix.t2s_mask)
+                feats += [f_s2t if d == "s2t" else f_t2s for d in dirs]
+            return torch.cat(feats)
+
+        deep_all, logits_all = self.net(torch.cat(clips), flow_cat, feature_mix)
         deep, logits = deep_all.split(B), logits_all.split(B)
         loss = F.cross_entropy(logits[0].flatten(0, 1), ys.flatten(0, 1), ignore_index=255)
         logs["src"] = loss.detach()
@@ -360,17 +422,22 @@ class Trainer:
     # -- evaluation ----------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, model: nn.Module, max_batches: int | None = None) -> tuple[Tensor, float]:
-        """Per-class IoU and mIoU (%) on the target val split, last frame of each clip."""
+        """Per-class IoU and mIoU (%) on the target val split, last frame of each clip.
+
+        Each process evaluates its share of the clips; the confusion matrices are
+        summed over processes (every process must call this)."""
         was = model.training
         model.eval()
         cm = dastc.ConfusionMatrix(self.K, device=self.device)
-        for i, b in enumerate(val_batches(self.val_ds, self.cfg.batch * 2)):
+        val = val_batches(self.val_ds, self.cfg.batch * 2, self.rank, self.world)
+        for i, b in enumerate(val):
             if max_batches is not None and i >= max_batches:
                 break
             b = {k: v.to(self.device) for k, v in b.items()}
             logits = model(b["clip"], self._flow(b) if self.cfg.method != "image_dacs" else None)
             cm.update(logits[:, -1].argmax(1), b["label"][:, -1])
         model.train(was)
+        cm.sync()
         iou, miou = cm.compute()
         return iou.cpu() * 100, float(miou) * 100
 
@@ -388,6 +455,7 @@ class Trainer:
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
             "gen": self.gen.get_state(),
+            "gen_ranks": uda_dist.gather_objects(self.gen.get_state().cpu()),
             "da": torch.stack([self.da_src, self.da_tgt]),
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
@@ -395,10 +463,15 @@ class Trainer:
         }
 
     def save(self, path: Path) -> None:
-        """Atomic: write a temporary file, then rename over ``path``."""
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+        """Atomic: write a temporary file, then rename over ``path``. Every process
+        calls it (the mixing RNG states are gathered); rank 0 writes."""
+        st = self.state()
+        if self.rank == 0:
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            torch.save(st, tmp)
+            os.replace(tmp, path)
+        if self.world > 1:
+            dist.barrier()
 
     def load(self, path: Path) -> None:
         st = torch.load(path, map_location=self.device, weights_only=True)
@@ -420,11 +493,14 @@ class Trainer:
         self.agg_tgt.load_state_dict(st["agg_tgt"])
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
+        gens = st.get("gen_ranks") or [st["gen"]]
         try:
-            self.gen.set_state(st["gen"].to("cpu"))
-        except RuntimeError:  # saved by a generator of another device type
-            print(f"{path}: mixing RNG saved on another device; reseeding it")
-            self.gen.manual_seed(self.cfg.seed + 17 + self.iteration)
+            if len(gens) != self.world:
+                raise RuntimeError(f"saved by {len(gens)} process(es), resumed by {self.world}")
+            self.gen.set_state(gens[self.rank].to("cpu"))
+        except RuntimeError as e:  # another device type or another number of processes
+            print(f"{path}: mixing RNG not restored ({e}); reseeding it")
+            self.gen.manual_seed(self._gen_seed() + self.iteration)
         if "da" in st:
             self.da_src.copy_(st["da"][0])
             self.da_tgt.copy_(st["da"][1])
@@ -470,18 +546,39 @@ def train(
     stop_after: int | None = None,
     device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) a training; write checkpoints, pictures, results.json; return the results."""
+    """Run (or resume) a training; write checkpoints, pictures, results.json; return the results.
+
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1), it joins the process group and
+    trains with DDP; see ``uda_dist``. Only rank 0 writes files.
+    """
+    rank, _, dev, initialised = uda_dist.setup(str(device or cfg.device))
+    try:
+        return _train(cfg, out, resume, progress and rank == 0, stop_after, dev)
+    finally:
+        if initialised:
+            dist.destroy_process_group()
+
+
+def _train(
+    cfg: Config,
+    out: Path,
+    resume: Path | None,
+    progress: bool,
+    stop_after: int | None,
+    device: torch.device,
+) -> dict[str, Any]:
     from uda_pictures import save_all_pictures
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     tr = Trainer(cfg, out, device)
+    lead = tr.rank == 0
     ckpt = out / "checkpoint.pt"
     if resume is not None:
         src = resume / "checkpoint.pt" if resume.is_dir() else resume
         tr.load(src)
-    log = open(out / "log.txt", "a", encoding="utf-8")
+    log = open(out / "log.txt" if lead else os.devnull, "a", encoding="utf-8")
     log.write(
         f"# {time.strftime('%Y-%m-%d %H:%M:%S')} start at iteration {tr.iteration}: "
         f"{json.dumps(asdict(cfg))}\n"
@@ -495,7 +592,15 @@ def train(
         while tr.iteration < cfg.iters:
             logs = tr.step(next(it_s), next(it_t))
             loss = logs["loss"]
-            if not bool(torch.isfinite(loss)):
+            # one flag vector: non-finite loss, signal; any process's flag counts for all
+            flags = uda_dist.any_true(
+                torch.stack(
+                    [(~torch.isfinite(loss)).float(), loss.new_tensor(float(intr.hit is not None))]
+                )
+            ).tolist()
+            if flags[1] and intr.hit is None:
+                intr.hit = signal.SIGTERM
+            if flags[0]:
                 msg = f"non-finite loss {float(loss)} at iteration {tr.iteration}"
                 log.write(msg + "\n")
                 if cfg.on_nan == "skip":
@@ -510,6 +615,7 @@ def train(
                 )
             tr.optimizer_step()
             if tr.iteration % cfg.log_every == 0 or tr.iteration == cfg.iters:
+                logs = uda_dist.mean_logs(logs)
                 tr.record(logs)
                 line = " ".join(f"{k}={float(v):.3f}" for k, v in logs.items() if k != "pl_hist")
                 log.write(f"it {tr.iteration} {line}\n")
@@ -541,6 +647,9 @@ def train(
     seconds = time.time() - t0
     iou_s, miou_s = tr.evaluate(tr.student)
     iou_t, miou_t = tr.evaluate(tr.teacher.model)
+    if not lead:
+        log.close()
+        return {"method": cfg.method, "miou": miou_s, "miou_teacher": miou_t, "rank": tr.rank}
     results = {
         "method": cfg.method,
         "miou": miou_s,
