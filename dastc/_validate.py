@@ -245,9 +245,17 @@ def check_positive(value: object, name: str) -> float:
 def check_labels(labels: Tensor, name: str, num_classes: int, ignore_index: int) -> None:
     """Raise ``ValueError`` if any label is outside ``[0, num_classes)`` and not ``ignore_index``.
 
-    Reads the data (one device synchronisation); skipped when value checks are off.
+    Reads the data (one min/max pass, a second one when ignored pixels are present; one
+    device synchronisation each); skipped when value checks are off.
     """
     if not value_checks_enabled() or labels.numel() == 0:
+        return
+    # Fast path: one min/max read pass; then one more with ignored pixels set to 0.
+    lo, hi = torch.aminmax(labels)
+    if bool((lo >= 0) & (hi < num_classes)):
+        return
+    lo, hi = torch.aminmax(torch.where(labels == ignore_index, 0, labels))
+    if bool((lo >= 0) & (hi < num_classes)):
         return
     bad = ((labels < 0) | (labels >= num_classes)) & (labels != ignore_index)
     if bool(bad.any()):

@@ -69,3 +69,17 @@ def test_shape_agreement_checks():
         V.check_same_device(("a", a), ("c", torch.zeros(1, device="meta")))
     with pytest.raises(ValueError, match="x: expected a non-empty"):
         V.check_nonempty(torch.zeros(0, 3), "x")
+
+
+@pytest.mark.parametrize("ignore", [255, -1, 4, 0])
+def test_check_labels_matches_a_plain_membership_test(ignore):
+    """The min/max fast paths accept exactly what the set test {0..K-1} ∪ {ignore} accepts."""
+    g = torch.Generator().manual_seed(ignore + 7)
+    for _ in range(200):
+        y = torch.randint(-3, 9, (int(torch.randint(1, 6, (1,), generator=g)),), generator=g)
+        ok = all(0 <= v < 4 or v == ignore for v in y.tolist())
+        if ok:
+            V.check_labels(y, "y", 4, ignore)
+        else:
+            with pytest.raises(ValueError, match="y: expected values"):
+                V.check_labels(y, "y", 4, ignore)
