@@ -56,9 +56,23 @@ def parse_args(
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--ema", type=float, default=d.ema, help="EMA teacher momentum")
     p.add_argument("--pseudo-threshold", type=float, default=d.pseudo_threshold)
+    p.add_argument(
+        "--pseudo-weight",
+        choices=("clip", "pixel"),
+        default=d.pseudo_weight,
+        help="weight of target pixels: the clip's confident fraction (DACS) or 1 where confident",
+    )
+    p.add_argument(
+        "--class-balance",
+        action="store_true",
+        help="class-balanced pseudo-labels: probabilities over per-class running confidences",
+    )
     p.add_argument("--class-fraction", type=float, default=d.class_fraction)
     p.add_argument(
-        "--hue-jitter", type=float, default=d.hue_jitter, help="strong-aug hue range (turns)"
+        "--hue-jitter",
+        type=float,
+        default=d.hue_jitter,
+        help="strong-aug hue range in turns (DACS: 0.1)",
     )
     p.add_argument(
         "--rare-below",
@@ -151,6 +165,8 @@ def parse_args(
         lr=a.lr,
         ema=a.ema,
         pseudo_threshold=a.pseudo_threshold,
+        pseudo_weight=a.pseudo_weight,
+        class_balance=a.class_balance,
         class_fraction=a.class_fraction,
         hue_jitter=a.hue_jitter,
         rare_below=a.rare_below,

@@ -57,6 +57,8 @@ class Config:
     weight_decay: float = 1e-4
     ema: float = 0.99
     pseudo_threshold: float = 0.968
+    pseudo_weight: str = "clip"
+    class_balance: bool = False
     class_fraction: float = 0.5
     align_weight: float = 0.1
     align_kind: str = "infonce"
@@ -71,8 +73,8 @@ class Config:
     temporal: bool = True
     adaptive_weights: bool = True
     strong_aug: bool = True
-    hue_jitter: float = 0.1
-    rare_below: float = 0.02
+    hue_jitter: float = 0.0
+    rare_below: float = 0.0
     dist_align: bool = False
     adapt_start: int = 300
     model: str = "tiny"
@@ -127,14 +129,14 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
 
 # ---------------------------------------------------------------- augmentation
 def strong_augment(
-    clip: Tensor, g: torch.Generator, p_jitter: float = 0.8, hue: float = 0.1
+    clip: Tensor, g: torch.Generator, p_jitter: float = 0.8, hue: float = 0.0
 ) -> Tensor:
     """Colour jitter and Gaussian blur with the same parameters for every frame of a clip.
 
-    The jitter is DACS's: brightness, contrast and saturation factors in
-    [0.8, 1.2] and a hue rotation about the grey axis of up to ``hue`` of a
-    turn (0.1: ±36 degrees), applied together with probability ``p_jitter``;
-    blur with probability 0.5, sigma in [0.15, 1.15].
+    Brightness, contrast and saturation factors in [0.8, 1.2] and, with
+    ``hue > 0``, a hue rotation about the grey axis of up to ``hue`` of a turn
+    (DACS uses 0.1: ±36 degrees), applied together with probability
+    ``p_jitter``; blur with probability 0.5, sigma in [0.15, 1.15].
 
     clip: float ``(B, T, 3, H, W)`` in [0, 1] -> same shape.
     """
@@ -151,7 +153,9 @@ def strong_augment(
     x = (x - grey.mean((-2, -1), True)) * contrast + grey.mean((-2, -1), True)
     grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 1, 3, 1, 1)).sum(2, True)
     x = grey + (x - grey) * sat
-    x = torch.einsum("bij,btjhw->btihw", _hue_rotation(u(-hue, hue).view(B) * 2 * math.pi), x)
+    if hue > 0:
+        rot = _hue_rotation(u(-hue, hue).view(B) * 2 * math.pi)
+        x = torch.einsum("bij,btjhw->btihw", rot, x)
     x = torch.where(on, x, clip)
     sigma = u(0.15, 1.15).view(B)
     blur_on = torch.rand(B, generator=g, device=dev) < 0.5
@@ -252,6 +256,7 @@ class Trainer:
         self.gen = torch.Generator(device=self.device).manual_seed(self._gen_seed())
         self.da_src = torch.full((self.K,), 1.0 / self.K, device=self.device)
         self.da_tgt = torch.full((self.K,), 1.0 / self.K, device=self.device)
+        self.cb_conf = torch.ones(self.K, device=self.device)
         self.iteration = 0
         self.history: dict[str, list[list[Any]]] = {}  # name -> [[iteration, value], ...]
         self.evals: list[dict[str, Any]] = []
@@ -331,7 +336,11 @@ class Trainer:
             t_logits = self.teacher.model(xt, ft).float()
         if cfg.dist_align:
             t_logits = self._align_distribution(t_logits, ys)
+        if cfg.class_balance:
+            t_logits = self._balance_classes(t_logits)
         pl = DF.pseudo_label(t_logits, cfg.pseudo_threshold)
+        if cfg.pseudo_weight == "pixel":  # only confident pixels count; the rest are ignored
+            pl = pl._replace(weight=(pl.confidence > cfg.pseudo_threshold).to(pl.weight.dtype))
         logs["pl_conf"] = (pl.confidence > cfg.pseudo_threshold).float().mean()
         logs["pl_hist"] = (
             torch.bincount(pl.label.flatten(), minlength=self.K).float() / pl.label.numel()
@@ -412,6 +421,24 @@ class Trainer:
         self.da_tgt.lerp_(tgt, 1 - m)
         ratio = (self.da_src + 1e-6) / (self.da_tgt + 1e-6)
         return t_logits + ratio.log().view(1, 1, K, 1, 1)
+
+    @torch.no_grad()
+    def _balance_classes(self, t_logits: Tensor) -> Tensor:
+        """Class-balanced argmax: divide each class's probability by the teacher's running
+        mean confidence on the pixels it labels with that class (a self-adaptive
+        per-class threshold), so that classes predicted with lower confidence (small
+        objects) are not always out-voted by the confident large ones."""
+        K = self.K
+        prob = t_logits.softmax(dim=2)
+        conf, lab = prob.max(dim=2)
+        sums = torch.zeros(K, device=prob.device).scatter_add_(0, lab.flatten(), conf.flatten())
+        cnt = torch.zeros(K, device=prob.device).scatter_add_(
+            0, lab.flatten(), torch.ones_like(conf).flatten()
+        )
+        seen = cnt > 0
+        mean = torch.where(seen, sums / cnt.clamp(min=1), self.cb_conf)
+        self.cb_conf.lerp_(mean, 0.01)
+        return (prob / self.cb_conf.view(1, 1, K, 1, 1)).clamp(min=1e-12).log()
 
     def optimizer_step(self) -> None:
         self.opt.step()

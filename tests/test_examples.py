@@ -187,3 +187,33 @@ def test_real_benchmark_layouts_train_end_to_end(tmp_path):
     )  # fmt: skip
     assert res["iters"] == 3 and len(res["per_class_iou"]) == 15  # the VIPER protocol
     assert "person" in res["per_class_iou"]
+
+
+def test_adaptation_options_train_and_reach_the_config(tmp_path):
+    out = tmp_path / "opts"
+    extra = ["--hue-jitter", "0.1", "--rare-below", "0.05", "--pseudo-weight", "pixel",
+             "--class-balance"]  # fmt: skip
+    res = main(["--out", str(out), *TINY, *extra])
+    cfg = res["config"]
+    assert (cfg["hue_jitter"], cfg["rare_below"]) == (0.1, 0.05)
+    assert cfg["pseudo_weight"] == "pixel" and cfg["class_balance"]
+    assert math.isfinite(res["miou"])
+
+
+def test_hue_rotation_and_rare_classes():
+    from uda_training import _hue_rotation, rare_classes
+
+    angle = torch.tensor([0.0, 0.7, -2.0, math.pi])
+    r = _hue_rotation(angle)
+    torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3).expand(4, 3, 3))
+    torch.testing.assert_close(r @ torch.ones(3), torch.ones(4, 3))  # grey stays grey
+    torch.testing.assert_close(r[0], torch.eye(3))
+    red = r[3] @ torch.tensor([1.0, 0.0, 0.0])  # half a turn: red -> its complement's hue
+    assert float(red[0]) < float(red[1]) and float(red[1]) == pytest.approx(float(red[2]), abs=1e-6)
+    # class 2 holds 1 pixel in 100, class 1 none at all (not "rare": absent), 255 ignored
+    y = torch.zeros(10, 10, dtype=torch.long)
+    y[0, 0], y[0, 1:4] = 2, 255
+    ds = [{"label": y}] * 3
+    assert rare_classes(ds, 3, 0.02) == [2]
+    assert rare_classes(ds, 3, 0.005) == []
+    assert rare_classes(ds, 3, 0.0) == []
