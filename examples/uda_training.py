@@ -193,6 +193,34 @@ def _hue_rotation(angle: Tensor) -> Tensor:
     return c * eye + s * cross + (1 - c) * torch.outer(k, k)
 
 
+@torch.no_grad()
+def balance_classes(logits: Tensor, running: Tensor, momentum: float = 0.99) -> Tensor:
+    """Class-balanced pseudo-label scores (self-adaptive per-class thresholds, as in CBST).
+
+    ``running`` ``(K,)`` holds, per class, a running mean of the teacher's
+    confidence on the pixels it labels with that class; it is updated in place
+    (classes absent from the batch keep their value). The returned scores are
+    ``log(p_k / running_k)``: their argmax lets a class the teacher predicts with
+    lower confidence (small objects) win a pixel it would otherwise lose to a
+    confidently predicted large class.
+
+    logits: float ``(B, T, K, H, W)`` -> scores of the same shape.
+    """
+    K = logits.shape[2]
+    prob = logits.float().softmax(dim=2)
+    conf, lab = prob.max(dim=2)
+    lab, conf = lab.flatten(), conf.flatten()
+    stats = torch.zeros(2, K, device=prob.device)
+    stats[0].scatter_add_(0, lab, conf)
+    stats[1].scatter_add_(0, lab, torch.ones_like(conf))
+    if uda_dist.world() > 1:  # the same running means on every process
+        dist.all_reduce(stats)
+    sums, cnt = stats
+    mean = torch.where(cnt > 0, sums / cnt.clamp(min=1), running)
+    running.lerp_(mean, 1 - momentum)
+    return (prob / running.view(1, 1, K, 1, 1)).clamp(min=1e-12).log()
+
+
 def rare_classes(ds: Any, num_classes: int, below: float, max_clips: int = 64) -> list[int]:
     """Classes whose pixel share in (up to ``max_clips`` evenly spaced) clips of ``ds``
     is below ``below``; the S→T mix pastes them whenever a source clip has them."""
@@ -337,7 +365,7 @@ class Trainer:
         if cfg.dist_align:
             t_logits = self._align_distribution(t_logits, ys)
         if cfg.class_balance:
-            t_logits = self._balance_classes(t_logits)
+            t_logits = balance_classes(t_logits, self.cb_conf)
         pl = DF.pseudo_label(t_logits, cfg.pseudo_threshold)
         if cfg.pseudo_weight == "pixel":  # only confident pixels count; the rest are ignored
             pl = pl._replace(weight=(pl.confidence > cfg.pseudo_threshold).to(pl.weight.dtype))
@@ -422,24 +450,6 @@ class Trainer:
         ratio = (self.da_src + 1e-6) / (self.da_tgt + 1e-6)
         return t_logits + ratio.log().view(1, 1, K, 1, 1)
 
-    @torch.no_grad()
-    def _balance_classes(self, t_logits: Tensor) -> Tensor:
-        """Class-balanced argmax: divide each class's probability by the teacher's running
-        mean confidence on the pixels it labels with that class (a self-adaptive
-        per-class threshold), so that classes predicted with lower confidence (small
-        objects) are not always out-voted by the confident large ones."""
-        K = self.K
-        prob = t_logits.softmax(dim=2)
-        conf, lab = prob.max(dim=2)
-        sums = torch.zeros(K, device=prob.device).scatter_add_(0, lab.flatten(), conf.flatten())
-        cnt = torch.zeros(K, device=prob.device).scatter_add_(
-            0, lab.flatten(), torch.ones_like(conf).flatten()
-        )
-        seen = cnt > 0
-        mean = torch.where(seen, sums / cnt.clamp(min=1), self.cb_conf)
-        self.cb_conf.lerp_(mean, 0.01)
-        return (prob / self.cb_conf.view(1, 1, K, 1, 1)).clamp(min=1e-12).log()
-
     def optimizer_step(self) -> None:
         self.opt.step()
         self.sched.step()
@@ -484,6 +494,7 @@ class Trainer:
             "gen": self.gen.get_state(),
             "gen_ranks": uda_dist.gather_objects(self.gen.get_state().cpu()),
             "da": torch.stack([self.da_src, self.da_tgt]),
+            "cb_conf": self.cb_conf,
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
             "evals": json.loads(json.dumps(self.evals)),
@@ -531,6 +542,8 @@ class Trainer:
         if "da" in st:
             self.da_src.copy_(st["da"][0])
             self.da_tgt.copy_(st["da"][1])
+        if "cb_conf" in st:
+            self.cb_conf.copy_(st["cb_conf"])
         torch.set_rng_state(st["torch_rng"].cpu())
         self.iteration = int(st["iteration"])
         self.history = {k: list(v) for k, v in st["history"].items()}

@@ -69,13 +69,18 @@ def _cfg(**kw) -> Config:
     return cfg
 
 
-def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path):
-    full = _cfg(iters=4)
+@pytest.mark.parametrize(
+    "opts",
+    [{}, {"class_balance": True, "hue_jitter": 0.1, "rare_below": 0.05}],
+    ids=["default", "options"],
+)
+def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, opts):
+    full = _cfg(iters=4, **opts)
     train(full, tmp_path / "full", progress=False)
-    part = _cfg(iters=4)
+    part = _cfg(iters=4, **opts)
     stopped = train(part, tmp_path / "part", progress=False, stop_after=2)
     assert stopped == {"stopped_at": 2}
-    train(_cfg(iters=4), tmp_path / "part", resume=tmp_path / "part", progress=False)
+    train(_cfg(iters=4, **opts), tmp_path / "part", resume=tmp_path / "part", progress=False)
     a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)
     assert a["iteration"] == b["iteration"] == 4
@@ -84,6 +89,8 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path):
             if isinstance(t, torch.Tensor):
                 assert torch.equal(t, b[key][name]), (key, name)
     assert a["history"]["loss"] == b["history"]["loss"]
+    assert torch.equal(a["cb_conf"], b["cb_conf"])
+    assert opts.get("class_balance", False) == bool((a["cb_conf"] != 1).any())
 
 
 def test_checkpoint_of_other_config_is_refused(tmp_path):
@@ -217,3 +224,26 @@ def test_hue_rotation_and_rare_classes():
     assert rare_classes(ds, 3, 0.02) == [2]
     assert rare_classes(ds, 3, 0.005) == []
     assert rare_classes(ds, 3, 0.0) == []
+
+
+def test_balance_classes_against_a_loop():
+    from uda_training import balance_classes
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 4, 5, 6, generator=g) * 3
+    logits[:, :, 3] -= 10  # class 3 is never the argmax
+    running = torch.tensor([0.9, 0.8, 0.5, 0.7])
+    expect_run = running.clone()
+    p = logits.softmax(2)
+    conf, lab = p.max(2)
+    for k in range(4):  # plain per-class mean confidence of the pixels labelled k
+        sel = lab == k
+        if sel.any():
+            expect_run[k] = 0.9 * expect_run[k] + 0.1 * conf[sel].mean()
+    out = balance_classes(logits, running, momentum=0.9)
+    torch.testing.assert_close(running, expect_run)
+    assert running[3] == 0.7  # absent class keeps its value
+    torch.testing.assert_close(out, (p / expect_run.view(1, 1, 4, 1, 1)).log())
+    # a low-confidence class wins pixels it loses under the plain argmax
+    two = torch.tensor([0.55, 0.45]).log().view(1, 1, 2, 1, 1)
+    assert balance_classes(two, torch.tensor([0.99, 0.6])).argmax(2).item() == 1
