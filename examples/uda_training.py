@@ -35,6 +35,7 @@ from uda_data import (
     CachedDataset,
     DataSpec,
     EpochOrder,
+    _Subset,
     batches,
     build_datasets,
     val_batches,
@@ -256,7 +257,11 @@ class Trainer:
         self.student = build_model(cfg, self.K).to(self.device)
         self.teacher = dastc.EMATeacher(self.student, momentum=cfg.ema, warmup=True)
         # every training forward goes through it (DDP under torchrun)
-        self.net = uda_dist.wrap(self.student, self.device, all_used=cfg.use_temporal)
+        # temporal fusion needs flow in both domains (real data may come without)
+        self.has_flow = cfg.use_temporal and all(
+            "flow_prev" in ds[0] for ds in (self.src_ds, self.tgt_ds)
+        )
+        self.net = uda_dist.wrap(self.student, self.device, all_used=self.has_flow)
         decay, no_decay = [], []
         for _n, p in self.student.named_parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
@@ -285,6 +290,7 @@ class Trainer:
         self.da_src = torch.full((self.K,), 1.0 / self.K, device=self.device)
         self.da_tgt = torch.full((self.K,), 1.0 / self.K, device=self.device)
         self.cb_conf = torch.ones(self.K, device=self.device)
+        self._memory_backup: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None
         self.iteration = 0
         self.history: dict[str, list[list[Any]]] = {}  # name -> [[iteration, value], ...]
         self.evals: list[dict[str, Any]] = []
@@ -299,7 +305,7 @@ class Trainer:
 
     # -- model calls ---------------------------------------------------------
     def _flow(self, b: dict[str, Tensor]) -> Tensor | None:
-        return b.get("flow_prev") if self.cfg.use_temporal else None
+        return b.get("flow_prev") if self.has_flow else None
 
     def _as_frames(self, b: dict[str, Tensor]) -> dict[str, Tensor]:
         """image_dacs: every frame is an image (a clip of one frame), no flow."""
@@ -422,6 +428,11 @@ class Trainer:
             weights = DF.adaptive_weights(t_logits) if cfg.adaptive_weights else None
             p_src = self.agg_src(deep[0], ys)
             p_tgt = self.agg_tgt(deep[1], pl.label, weights)
+            if cfg.on_nan == "skip":  # a skipped step must leave the memory as it was
+                self._memory_backup = (
+                    {k: v.clone() for k, v in self.agg_src.state_dict().items()},
+                    {k: v.clone() for k, v in self.agg_tgt.state_dict().items()},
+                )
             self.agg_src.update(p_src)
             self.agg_tgt.update(p_tgt)
             src_side = self.agg_src.memory_prototypes() if cfg.align_memory else p_src
@@ -441,14 +452,31 @@ class Trainer:
         argmax share back instead of vanishing from the pseudo-labels.
         """
         K, m = self.K, 0.99
-        valid = ys[ys != 255]
-        src = torch.bincount(valid, minlength=K).float() / valid.numel() if valid.numel() else None
-        tgt = t_logits.softmax(dim=2).mean(dim=(0, 1, 3, 4))
-        if src is not None:
-            self.da_src.lerp_(src, 1 - m)
-        self.da_tgt.lerp_(tgt, 1 - m)
+        lab = torch.where((ys >= 0) & (ys < K), ys, K).flatten()
+        prob = t_logits.float().softmax(dim=2)
+        stats = torch.cat(
+            [
+                torch.bincount(lab, minlength=K + 1)[:K].float(),  # source class counts
+                prob.sum(dim=(0, 1, 3, 4)),  # target probability mass
+                prob.new_tensor([prob[:, :, 0].numel()]),  # target pixels
+            ]
+        )
+        if self.world > 1:  # the same running means on every process
+            dist.all_reduce(stats)
+        cnt, mass, npix = stats[:K], stats[K : 2 * K], stats[2 * K]
+        total = cnt.sum()
+        src = torch.where(total > 0, cnt / total.clamp(min=1), self.da_src)
+        self.da_src.lerp_(src, 1 - m)
+        self.da_tgt.lerp_(mass / npix, 1 - m)
         ratio = (self.da_src + 1e-6) / (self.da_tgt + 1e-6)
         return t_logits + ratio.log().view(1, 1, K, 1, 1)
+
+    def undo_memory(self) -> None:
+        """Restore the prototype memories from before the last step (``--on-nan skip``)."""
+        if self._memory_backup is not None:
+            self.agg_src.load_state_dict(self._memory_backup[0])
+            self.agg_tgt.load_state_dict(self._memory_backup[1])
+            self._memory_backup = None
 
     def optimizer_step(self) -> None:
         self.opt.step()
@@ -466,10 +494,12 @@ class Trainer:
         was = model.training
         model.eval()
         cm = dastc.ConfusionMatrix(self.K, device=self.device)
-        val = val_batches(self.val_ds, self.cfg.batch * 2, self.rank, self.world)
-        for i, b in enumerate(val):
-            if max_batches is not None and i >= max_batches:
-                break
+        bs, n = self.cfg.batch * 2, len(self.val_ds)  # type: ignore[arg-type]
+        ds = self.val_ds
+        if max_batches is not None and max_batches * bs < n:  # the same clips for any world
+            ds = _Subset(ds, list(range(max_batches * bs)))
+        val = val_batches(ds, bs, self.rank, self.world)
+        for b in val:
             b = {k: v.to(self.device) for k, v in b.items()}
             logits = model(b["clip"], self._flow(b) if self.cfg.method != "image_dacs" else None)
             cm.update(logits[:, -1].argmax(1), b["label"][:, -1])
@@ -531,6 +561,7 @@ class Trainer:
         self.agg_tgt.load_state_dict(st["agg_tgt"])
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
+        self.iteration = int(st["iteration"])
         gens = st.get("gen_ranks") or [st["gen"]]
         try:
             if len(gens) != self.world:
@@ -545,7 +576,6 @@ class Trainer:
         if "cb_conf" in st:
             self.cb_conf.copy_(st["cb_conf"])
         torch.set_rng_state(st["torch_rng"].cpu())
-        self.iteration = int(st["iteration"])
         self.history = {k: list(v) for k, v in st["history"].items()}
         self.evals = list(st["evals"])
 
@@ -561,6 +591,7 @@ class Interrupt:
 
     def __init__(self) -> None:
         self.hit: int | None = None
+        self._at = 0.0
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> Interrupt:
@@ -569,9 +600,13 @@ class Interrupt:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.hit is not None:  # second signal: give up at once
+        # A second signal more than 2 s after the first gives up at once; one within
+        # 2 s is the same request arriving twice (a launcher signalling the process
+        # and its group) and waits for the checkpoint like the first.
+        if self.hit is not None and time.monotonic() - self._at > 2.0:
             raise KeyboardInterrupt
-        self.hit = signum
+        if self.hit is None:
+            self.hit, self._at = signum, time.monotonic()
 
     def __exit__(self, *exc: object) -> None:
         for s, h in self._old.items():
@@ -638,12 +673,15 @@ def _train(
                     [(~torch.isfinite(loss)).float(), loss.new_tensor(float(intr.hit is not None))]
                 )
             ).tolist()
-            if flags[1] and intr.hit is None:
-                intr.hit = signal.SIGTERM
+            signalled = flags[1] > 0  # decided here, the same on every process
             if flags[0]:
-                msg = f"non-finite loss {float(loss)} at iteration {tr.iteration}"
+                msg = (
+                    f"non-finite loss at iteration {tr.iteration} "
+                    f"(this process: {float(loss)}; any process's counts)"
+                )
                 log.write(msg + "\n")
                 if cfg.on_nan == "skip":
+                    tr.undo_memory()
                     tr.opt.zero_grad(set_to_none=True)
                     tr.iteration += 1
                     tr.sched.step()
@@ -669,17 +707,18 @@ def _train(
                 last_good = tr.iteration
             if bar is not None:
                 bar.update(1)
-            if intr.hit is not None or (stop_after is not None and tr.iteration >= stop_after):
+            if signalled or (stop_after is not None and tr.iteration >= stop_after):
                 tr.save(ckpt)
+                hit = (intr.hit or signal.SIGTERM) if signalled else None
                 log.write(
-                    f"stopped at iteration {tr.iteration} (signal {intr.hit}); "
+                    f"stopped at iteration {tr.iteration} (signal {hit}); "
                     f"resume with --resume {out}\n"
                 )
                 log.close()
                 if bar is not None:
                     bar.close()
-                if intr.hit is not None:
-                    raise SystemExit(128 + intr.hit)
+                if hit is not None:
+                    raise SystemExit(128 + int(hit))
                 return {"stopped_at": tr.iteration}
     if bar is not None:
         bar.close()

@@ -143,15 +143,29 @@ def test_main_command_short_budget(tmp_path):
 def test_non_finite_loss_stops_or_skips(tmp_path, monkeypatch, policy):
     import uda_training
 
-    real_step = uda_training.Trainer.step
+    real_step, real_undo = uda_training.Trainer.step, uda_training.Trainer.undo_memory
+    seen = {}
+
+    def memory(tr):
+        return {k: v.clone() for k, v in tr.agg_tgt.state_dict().items()}
 
     def step(self, bs, bt):
+        if self.iteration == 2:
+            seen["before"] = memory(self)
         logs = real_step(self, bs, bt)
         if self.iteration == 2:  # the third iteration's loss is NaN
+            seen["changed"] = any(
+                not torch.equal(v, seen["before"][k]) for k, v in memory(self).items()
+            )
             logs["loss"] = torch.tensor(float("nan"))
         return logs
 
+    def undo(self):
+        real_undo(self)
+        seen["after"] = memory(self)
+
     monkeypatch.setattr(uda_training.Trainer, "step", step)
+    monkeypatch.setattr(uda_training.Trainer, "undo_memory", undo)
     cfg = _cfg(iters=4, ckpt_every=1, on_nan=policy)
     if policy == "stop":
         with pytest.raises(FloatingPointError, match=r"iteration 2.*last good checkpoint"):
@@ -162,6 +176,9 @@ def test_non_finite_loss_stops_or_skips(tmp_path, monkeypatch, policy):
         res = train(cfg, tmp_path / "run", progress=False)
         assert res["iters"] == 4 and math.isfinite(res["miou"])
         assert "non-finite loss" in (tmp_path / "run" / "log.txt").read_text()
+        # the skipped step's prototypes left the memory as it was
+        assert seen["changed"]
+        assert all(torch.equal(v, seen["before"][k]) for k, v in seen["after"].items())
 
 
 def test_real_benchmark_layouts_train_end_to_end(tmp_path):
