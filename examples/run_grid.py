@@ -39,6 +39,7 @@ ABLATIONS: dict[str, list[str]] = {
     "dastc-no-temporal": ["--no-temporal"],
     "dastc-no-adaptive-weights": ["--no-adaptive-weights"],
     "dastc-no-clip-mix": ["--no-clip-mix"],
+    "dastc-no-class-balance": ["--no-class-balance"],
 }
 
 

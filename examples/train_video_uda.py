@@ -36,6 +36,7 @@ ABLATIONS = {
     "temporal": "flow-based temporal fusion of the previous frame",
     "adaptive_weights": "confidence × frame-reliability prototype weights",
     "strong_aug": "colour jitter and blur on mixed clips",
+    "class_balance": "class-balanced pseudo-labels (per-class running confidence)",
 }
 
 
@@ -61,11 +62,6 @@ def parse_args(
         choices=("clip", "pixel"),
         default=d.pseudo_weight,
         help="weight of target pixels: the clip's confident fraction (DACS) or 1 where confident",
-    )
-    p.add_argument(
-        "--class-balance",
-        action="store_true",
-        help="class-balanced pseudo-labels: probabilities over per-class running confidences",
     )
     p.add_argument("--class-fraction", type=float, default=d.class_fraction)
     p.add_argument(
@@ -166,7 +162,6 @@ def parse_args(
         ema=a.ema,
         pseudo_threshold=a.pseudo_threshold,
         pseudo_weight=a.pseudo_weight,
-        class_balance=a.class_balance,
         class_fraction=a.class_fraction,
         hue_jitter=a.hue_jitter,
         rare_below=a.rare_below,

@@ -59,7 +59,7 @@ class Config:
     ema: float = 0.99
     pseudo_threshold: float = 0.968
     pseudo_weight: str = "clip"
-    class_balance: bool = False
+    class_balance: bool = True
     class_fraction: float = 0.5
     align_weight: float = 0.1
     align_kind: str = "infonce"

@@ -71,7 +71,7 @@ def _cfg(**kw) -> Config:
 
 @pytest.mark.parametrize(
     "opts",
-    [{}, {"class_balance": True, "hue_jitter": 0.1, "rare_below": 0.05}],
+    [{}, {"class_balance": False, "hue_jitter": 0.1, "rare_below": 0.05}],
     ids=["default", "options"],
 )
 def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, opts):
@@ -90,7 +90,7 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, opts):
                 assert torch.equal(t, b[key][name]), (key, name)
     assert a["history"]["loss"] == b["history"]["loss"]
     assert torch.equal(a["cb_conf"], b["cb_conf"])
-    assert opts.get("class_balance", False) == bool((a["cb_conf"] != 1).any())
+    assert opts.get("class_balance", True) == bool((a["cb_conf"] != 1).any())
 
 
 def test_checkpoint_of_other_config_is_refused(tmp_path):
@@ -216,11 +216,11 @@ def test_real_benchmark_layouts_train_end_to_end(tmp_path):
 def test_adaptation_options_train_and_reach_the_config(tmp_path):
     out = tmp_path / "opts"
     extra = ["--hue-jitter", "0.1", "--rare-below", "0.05", "--pseudo-weight", "pixel",
-             "--class-balance"]  # fmt: skip
+             "--no-class-balance"]  # fmt: skip
     res = main(["--out", str(out), *TINY, *extra])
     cfg = res["config"]
     assert (cfg["hue_jitter"], cfg["rare_below"]) == (0.1, 0.05)
-    assert cfg["pseudo_weight"] == "pixel" and cfg["class_balance"]
+    assert cfg["pseudo_weight"] == "pixel" and not cfg["class_balance"]
     assert math.isfinite(res["miou"])
 
 
