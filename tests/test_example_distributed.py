@@ -20,7 +20,7 @@ sys.path.insert(0, str(EXAMPLES))
 
 from train_video_uda import main  # noqa: E402
 
-# DA-STC with self-training from the first step: pseudo-labels, prototypes with
+# DA-STC with self-training from the first step: class-balanced pseudo-labels, prototypes with
 # adaptive weights (all-reduced), the alignment loss, the EMA teacher and the
 # temporal fusion. The class mix is off: each process draws its own classes, so
 # mixed batches differ from a single process's by design.
@@ -79,6 +79,9 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path: Path) -> N
         for k in a[part]:
             if isinstance(a[part][k], torch.Tensor):
                 _close(a[part][k], b[part][k], f"{part}.{k}", atol=2e-4)
+    # class-balance running confidences, all-reduced: equal, and moved from their start
+    _close(a["cb_conf"], b["cb_conf"], "cb_conf")
+    assert bool((a["cb_conf"] != 1).any())
     # prototypes were really aggregated (not still the empty memory)
     assert any(v.abs().sum() > 0 for k, v in a["agg_tgt"].items() if "memory" in k)
     # losses (averaged over processes when logged) per iteration
