@@ -50,6 +50,13 @@ def any_true(flags: Tensor) -> Tensor:
     return flags
 
 
+def sum_all(t: Tensor) -> Tensor:
+    """Sum ``t`` over processes in place and return it (identity with one process)."""
+    if world() > 1:
+        dist.all_reduce(t)
+    return t
+
+
 def mean_logs(logs: dict[str, Tensor]) -> dict[str, Tensor]:
     """Average every logged quantity over processes with one all-reduce."""
     if world() == 1 or not logs:

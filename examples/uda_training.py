@@ -214,9 +214,7 @@ def balance_classes(logits: Tensor, running: Tensor, momentum: float = 0.99) -> 
     stats = torch.zeros(2, K, device=prob.device)
     stats[0].scatter_add_(0, lab, conf)
     stats[1].scatter_add_(0, lab, torch.ones_like(conf))
-    if uda_dist.world() > 1:  # the same running means on every process
-        dist.all_reduce(stats)
-    sums, cnt = stats
+    sums, cnt = uda_dist.sum_all(stats)  # the same running means on every process
     mean = torch.where(cnt > 0, sums / cnt.clamp(min=1), running)
     running.lerp_(mean, 1 - momentum)
     return (prob / running.view(1, 1, K, 1, 1)).clamp(min=1e-12).log()
@@ -232,9 +230,7 @@ def rare_classes(ds: Any, num_classes: int, below: float, max_clips: int = 64) -
     counts = torch.zeros(num_classes + 1, dtype=torch.float64)
     for i in idx:
         y = ds[i]["label"].flatten()
-        counts += torch.bincount(y.clamp(max=num_classes), minlength=num_classes + 1)[
-            : num_classes + 1
-        ].double()
+        counts += torch.bincount(y.clamp(max=num_classes), minlength=num_classes + 1).double()
     share = counts[:num_classes] / counts[:num_classes].sum().clamp(min=1)
     return [k for k in range(num_classes) if 0 < share[k] < below]
 
@@ -256,11 +252,11 @@ class Trainer:
                 ds.fill(cfg.render_workers, desc=f"render {name} clips")
         self.student = build_model(cfg, self.K).to(self.device)
         self.teacher = dastc.EMATeacher(self.student, momentum=cfg.ema, warmup=True)
-        # every training forward goes through it (DDP under torchrun)
         # temporal fusion needs flow in both domains (real data may come without)
         self.has_flow = cfg.use_temporal and all(
             "flow_prev" in ds[0] for ds in (self.src_ds, self.tgt_ds)
         )
+        # every training forward goes through it (DDP under torchrun)
         self.net = uda_dist.wrap(self.student, self.device, all_used=self.has_flow)
         decay, no_decay = [], []
         for _n, p in self.student.named_parameters():
@@ -461,8 +457,7 @@ class Trainer:
                 prob.new_tensor([prob[:, :, 0].numel()]),  # target pixels
             ]
         )
-        if self.world > 1:  # the same running means on every process
-            dist.all_reduce(stats)
+        stats = uda_dist.sum_all(stats)  # the same running means on every process
         cnt, mass, npix = stats[:K], stats[K : 2 * K], stats[2 * K]
         total = cnt.sum()
         src = torch.where(total > 0, cnt / total.clamp(min=1), self.da_src)
@@ -521,7 +516,6 @@ class Trainer:
             "agg_tgt": self.agg_tgt.state_dict(),
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
-            "gen": self.gen.get_state(),
             "gen_ranks": uda_dist.gather_objects(self.gen.get_state().cpu()),
             "da": torch.stack([self.da_src, self.da_tgt]),
             "cb_conf": self.cb_conf,
@@ -562,7 +556,7 @@ class Trainer:
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
         self.iteration = int(st["iteration"])
-        gens = st.get("gen_ranks") or [st["gen"]]
+        gens = st.get("gen_ranks") or [st["gen"]]  # older checkpoints: one state, "gen"
         try:
             if len(gens) != self.world:
                 raise RuntimeError(f"saved by {len(gens)} process(es), resumed by {self.world}")
