@@ -40,7 +40,7 @@ def load_run(
     st = torch.load(ckpt_path, map_location=device, weights_only=True)
     cfg = Config(**{k: v for k, v in st["config"].items()})
     k = int(st["num_classes"])
-    model = build_model(cfg, k).to(device)
+    model = build_model(cfg, k, init_weights=False).to(device)
     if which == "teacher":
         model.load_state_dict(
             {

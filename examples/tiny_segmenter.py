@@ -15,12 +15,9 @@ so that ``model(x) == model.deep(model.shallow(x))[1]``.
 
 Temporal fusion (optional): ``model(clip, flow_prev)`` with ``flow_prev`` the
 backward flow from each frame ``t`` to frame ``t - 1`` (the ``"flow_prev"``
-field of :class:`dastc.data.SyntheticDrivingClips`) warps frame ``t - 1``'s
-logits to frame ``t`` (``grid_sample`` backward warp: ``prev[y + fy, x + fx]``)
-and fuses ``[current | warped previous]`` with a 1×1 convolution initialised
-to ``[I | 0]``, i.e. the identity on the current frame. Frame 0 has no
-previous frame and is fused with itself; pixels whose previous position falls
-outside the image also use the current logits. The clip-to-last-frame flow
+field of :class:`dastc.data.SyntheticDrivingClips`) fuses each frame's logits
+with the previous frame's, warped by the flow (``temporal_fusion.py``; at
+initialisation the identity on the current frame). The clip-to-last-frame flow
 (``"flow"``) points the other way (from earlier frames to the last one), so
 fusing a previous frame into a later one needs ``flow_prev``.
 
@@ -31,33 +28,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from temporal_fusion import TemporalFusion
 from torch import Tensor, nn
 
-__all__ = ["TinySegmenter", "backward_warp"]
-
-
-def backward_warp(x: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
-    """Backward-warp ``x`` with ``flow``: ``out[:, :, y, x] = x[:, :, y + fy, x + fx]``.
-
-    Args:
-        x: float ``(N, C, H, W)``.
-        flow: float ``(N, 2, H, W)``, (dx, dy) in pixels.
-
-    Returns:
-        The warped tensor ``(N, C, H, W)`` (bilinear, zeros outside) and a float mask
-        ``(N, 1, H, W)``, 1 where the sampling position lies inside the image.
-    """
-    _, _, h, w = x.shape
-    ys = torch.arange(h, device=x.device, dtype=flow.dtype)
-    xs = torch.arange(w, device=x.device, dtype=flow.dtype)
-    px = xs.view(1, 1, w) + flow[:, 0]
-    py = ys.view(1, h, 1) + flow[:, 1]
-    gx = 2 * px / max(w - 1, 1) - 1
-    gy = 2 * py / max(h - 1, 1) - 1
-    grid = torch.stack([gx, gy], dim=-1).to(x.dtype)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
-    return out, inside[:, None].to(x.dtype)
+__all__ = ["TinySegmenter"]
 
 
 def _block(cin: int, cout: int, stride: int = 1, dilation: int = 1, groups: int = 8) -> nn.Module:
@@ -118,11 +92,7 @@ class TinySegmenter(nn.Module):
             _block(w2 + w1, deep_channels), _block(deep_channels, deep_channels)
         )
         self.classifier = nn.Conv2d(deep_channels, num_classes, 1)
-        self.fuse = nn.Conv2d(2 * num_classes, num_classes, 1)
-        with torch.no_grad():
-            self.fuse.weight.zero_()
-            self.fuse.weight[:, :num_classes, 0, 0] = torch.eye(num_classes)
-            self.fuse.bias.zero_()
+        self.fuse = TemporalFusion(num_classes)
 
     @staticmethod
     def _frames(x: Tensor, rank: int) -> tuple[Tensor, tuple[int, ...] | None]:
@@ -168,36 +138,8 @@ class TinySegmenter(nn.Module):
         if flow_prev is not None:
             if bt is None:
                 raise ValueError("flow_prev: temporal fusion needs a clip (B, T, Cs, h, w)")
-            logits = self.fuse_temporal(logits, flow_prev)
+            logits = self.fuse(logits, flow_prev)
         return deep, logits
-
-    def fuse_temporal(self, logits: Tensor, flow_prev: Tensor) -> Tensor:
-        """Fuse each frame's logits with the previous frame's, warped by ``flow_prev``.
-
-        ``out[t] = conv1x1([logits[t] | warp(logits[t-1], flow_prev[t])])``, with the
-        warped term replaced by ``logits[t]`` for ``t = 0`` and outside the image.
-
-        Args:
-            logits: ``(B, T, K, H, W)``.
-            flow_prev: ``(B, T, 2, H, W)``, backward flow from frame t to frame t-1.
-
-        Returns:
-            ``(B, T, K, H, W)``.
-        """
-        b, t, _, h, w = logits.shape
-        if flow_prev.shape != (b, t, 2, h, w):
-            raise ValueError(
-                f"flow_prev: expected shape {(b, t, 2, h, w)}, got {tuple(flow_prev.shape)}"
-            )
-        prev = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)  # frame t-1 (t=0: itself)
-        warped, inside = backward_warp(prev.flatten(0, 1), flow_prev.flatten(0, 1))
-        cur = logits.flatten(0, 1)
-        warped = inside * warped + (1 - inside) * cur
-        first = torch.zeros(b, t, 1, 1, 1, dtype=cur.dtype, device=cur.device)
-        first[:, 0] = 1
-        warped = torch.where(first.flatten(0, 1).bool(), cur, warped)
-        out = self.fuse(torch.cat([cur, warped], dim=1))
-        return out.unflatten(0, (b, t))
 
     def forward(self, x: Tensor, flow_prev: Tensor | None = None) -> Tensor:
         """Logits at input size, same rank as ``x`` (see the class docstring)."""

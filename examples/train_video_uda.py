@@ -95,7 +95,17 @@ def parse_args(
         p.add_argument(
             f"--no-{key.replace('_', '-')}", action="store_true", help=f"switch off {what}"
         )
-    p.add_argument("--model", default=d.model, help="'tiny' (the built-in temporal segmenter)")
+    p.add_argument(
+        "--model",
+        default=d.model,
+        help="'tiny' (the built-in temporal segmenter) or smp:<arch>:<encoder> "
+        "(segmentation-models-pytorch, e.g. smp:deeplabv3plus:resnet101; no download)",
+    )
+    p.add_argument(
+        "--model-weights",
+        default=None,
+        help="local state-dict file for an smp model or its encoder (e.g. torchvision ResNet)",
+    )
     p.add_argument("--width", type=int, default=d.width, help="tiny model width")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--size", type=int, nargs=2, default=list(d.data.size), metavar=("H", "W"))
@@ -172,6 +182,7 @@ def parse_args(
         feature_blend=a.feature_blend,
         adapt_start=a.adapt_start,
         model=a.model,
+        model_weights=a.model_weights,
         width=a.width,
         data=data,
         seed=a.seed,

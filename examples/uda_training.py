@@ -79,6 +79,7 @@ class Config:
     dist_align: bool = False
     adapt_start: int = 300
     model: str = "tiny"
+    model_weights: str | None = None
     width: int = 32
     data: DataSpec = field(default_factory=DataSpec)
     seed: int = 0
@@ -111,8 +112,11 @@ class Config:
         return self.method != "image_dacs" and self.temporal and self.data.clip_len > 1
 
 
-def build_model(cfg: Config, num_classes: int) -> nn.Module:
-    """The example's segmenter: the tiny temporal model (``--model tiny``).
+def build_model(cfg: Config, num_classes: int, init_weights: bool = True) -> nn.Module:
+    """The example's segmenter: ``--model tiny`` (the built-in temporal model) or
+    ``--model smp:<arch>:<encoder>`` (a segmentation-models-pytorch model; see
+    ``smp_segmenter.py``), initialised from ``cfg.model_weights`` when
+    ``init_weights`` (a run restored from a checkpoint does not need them).
 
     Any model with the same three methods can be dropped in here: ``forward(clip,
     flow_prev=None)``, ``shallow(clip)`` and ``deep(shallow_feats, flow_prev=None) ->
@@ -121,10 +125,22 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
     if cfg.model == "tiny":
         from tiny_segmenter import TinySegmenter
 
+        if cfg.model_weights is not None:
+            raise SystemExit("--model-weights: only for --model smp:<arch>:<encoder>")
         w = cfg.width
         return TinySegmenter(num_classes, widths=(w // 2, w, 2 * w), deep_channels=3 * w // 2)
+    if cfg.model.startswith("smp:"):
+        from smp_segmenter import SmpSegmenter, parse_smp_name
+
+        try:
+            arch, encoder = parse_smp_name(cfg.model)
+            weights = cfg.model_weights if init_weights else None
+            return SmpSegmenter(arch, encoder, num_classes, weights=weights)
+        except (ImportError, ValueError, KeyError, FileNotFoundError) as e:
+            raise SystemExit(f"--model {cfg.model}: {e}") from e
     raise SystemExit(
-        f"--model: expected 'tiny' (see build_model for adding your own), got {cfg.model}"
+        f"--model: expected 'tiny' or 'smp:<arch>:<encoder>' (see build_model for adding "
+        f"your own), got {cfg.model!r}"
     )
 
 
@@ -239,7 +255,13 @@ def rare_classes(ds: Any, num_classes: int, below: float, max_clips: int = 64) -
 class Trainer:
     """Holds every stateful piece of a run; one call of :meth:`step` is one iteration."""
 
-    def __init__(self, cfg: Config, out: Path, device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        out: Path,
+        device: torch.device | None = None,
+        init_weights: bool = True,
+    ) -> None:
         self.cfg = cfg
         self.out = out
         self.device = device or torch.device(cfg.device)
@@ -250,7 +272,7 @@ class Trainer:
         for ds, name in ((self.src_ds, "source"), (self.tgt_ds, "target"), (self.val_ds, "val")):
             if isinstance(ds, CachedDataset) and cfg.render_workers > 0:
                 ds.fill(cfg.render_workers, desc=f"render {name} clips")
-        self.student = build_model(cfg, self.K).to(self.device)
+        self.student = build_model(cfg, self.K, init_weights).to(self.device)
         self.teacher = dastc.EMATeacher(self.student, momentum=cfg.ema, warmup=True)
         # temporal fusion needs flow in both domains (real data may come without)
         self.has_flow = cfg.use_temporal and all(
@@ -641,7 +663,7 @@ def _train(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
-    tr = Trainer(cfg, out, device)
+    tr = Trainer(cfg, out, device, init_weights=resume is None)
     lead = tr.rank == 0
     ckpt = out / "checkpoint.pt"
     if resume is not None:

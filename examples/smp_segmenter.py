@@ -1,0 +1,185 @@
+"""A segmentation-models-pytorch model with the two stages the DA-STC blocks need.
+
+``python examples/train_video_uda.py --model smp:<arch>:<encoder>`` builds
+``SmpSegmenter(arch, encoder, K)``: ``smp.create_model(arch, encoder_name=encoder,
+encoder_weights=None, classes=K)`` (nothing is downloaded), split as
+
+* ``shallow(x)``: the encoder's stem (``conv1 → bn1 → relu``, stride 2), whose
+  output :class:`dastc.ShallowFeatureMix` mixes;
+* ``deep(f, flow_prev=None)``: the rest of the encoder (``maxpool``,
+  ``layer1`` ...), the decoder and the segmentation head; returns the decoder's
+  output (the deep features for prototype alignment) and the logits at input
+  size, fused with the previous frame by :class:`temporal_fusion.TemporalFusion`
+  when ``flow_prev`` is given.
+
+so that ``model(x) == model.deep(model.shallow(x))[1]`` and, without flow, equals
+the smp model's own forward frame by frame. The split needs a ResNet-style
+encoder (smp's ``resnet*`` and ``resnext*``, which have ``conv1``, ``bn1``,
+``relu``, ``maxpool`` and ``layer1``...): other encoders raise a ``ValueError``
+naming what is missing.
+
+Pretrained weights come from a local file (``--model-weights PATH``): a state
+dict of the whole smp model (keys ``encoder.…``, ``decoder.…``) or of the
+encoder alone (e.g. torchvision's ResNet weights; ``fc.*`` is dropped).
+
+Needs ``pip install "dastc[smp]"`` (segmentation-models-pytorch, which needs a
+torchvision that imports beside your torch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from temporal_fusion import TemporalFusion
+from torch import Tensor, nn
+
+__all__ = ["SmpSegmenter", "parse_smp_name"]
+
+_STEM = ("conv1", "bn1", "relu", "maxpool", "layer1")
+
+
+def parse_smp_name(name: str) -> tuple[str, str]:
+    """``"smp:<arch>:<encoder>"`` -> ``(arch, encoder)``; ``ValueError`` otherwise."""
+    parts = name.split(":")
+    if len(parts) != 3 or parts[0] != "smp" or not parts[1] or not parts[2]:
+        raise ValueError(
+            f"model: expected 'smp:<arch>:<encoder>' (e.g. smp:unet:resnet18), got {name!r}"
+        )
+    return parts[1], parts[2]
+
+
+def _import_smp() -> Any:
+    try:
+        import segmentation_models_pytorch as smp
+    except Exception as e:  # ImportError, or torchvision failing to load its operators
+        raise ImportError(
+            "--model smp:...: segmentation-models-pytorch does not import here "
+            f"({type(e).__name__}: {e}). Install it with pip install 'dastc[smp]'; it needs a "
+            "torchvision built for your torch."
+        ) from e
+    return smp
+
+
+class SmpSegmenter(nn.Module):
+    """An smp model split into ``shallow`` and ``deep`` stages, with temporal fusion.
+
+    Args:
+        arch: an smp architecture name (``"unet"``, ``"fpn"``, ``"deeplabv3plus"`` ...).
+        encoder: a ResNet-style smp encoder name (``"resnet18"``, ``"resnet101"`` ...).
+        num_classes: ``K``.
+        weights: optional local state-dict file (see the module docstring).
+
+    Shapes (``H``, ``W`` divisible by the encoder's output stride, 32 by default):
+        * ``forward(x, flow_prev=None)``: ``(B, T, 3, H, W) -> (B, T, K, H, W)`` or
+          ``(B, 3, H, W) -> (B, K, H, W)``.
+        * ``shallow(x)``: ``-> (B[, T], C1, H/2, W/2)``, ``C1 = shallow_channels``.
+        * ``deep(f, flow_prev=None)``: ``-> (deep (B[, T], deep_channels, h', w'),
+          logits (B[, T], K, H, W))``; ``h', w'`` is the decoder's output size.
+
+    Raises:
+        ImportError: segmentation-models-pytorch does not import.
+        ValueError: the encoder is not ResNet-style, or the weights file matches no key.
+    """
+
+    def __init__(
+        self, arch: str, encoder: str, num_classes: int, weights: str | Path | None = None
+    ) -> None:
+        super().__init__()
+        smp = _import_smp()
+        self.net = smp.create_model(
+            arch, encoder_name=encoder, encoder_weights=None, classes=num_classes
+        )
+        enc = self.net.encoder
+        missing = [a for a in _STEM if not hasattr(enc, a)]
+        if missing:
+            raise ValueError(
+                f"model: encoder {encoder!r} has no {', '.join(missing)}; the shallow/deep "
+                "split of --model smp needs a ResNet-style encoder (resnet18 ... resnet152, "
+                "resnext50_32x4d ...)"
+            )
+        self.num_classes = num_classes
+        self.shallow_channels = int(enc.out_channels[1])
+        head = next(m for m in self.net.segmentation_head.modules() if isinstance(m, nn.Conv2d))
+        self.deep_channels = int(head.in_channels)
+        self.fuse = TemporalFusion(num_classes)
+        if weights is not None:
+            self.load_weights(weights)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load a local state dict into the whole model or into the encoder.
+
+        Raises:
+            ValueError: no key of the file names a parameter of the model or encoder.
+        """
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(sd, dict) and "state_dict" in sd:
+            sd = sd["state_dict"]
+        target: nn.Module = self.net
+        if not any(k.startswith(("encoder.", "decoder.")) for k in sd):
+            target = self.net.encoder
+            sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
+        own = target.state_dict()
+        matched = [k for k in sd if k in own and own[k].shape == sd[k].shape]
+        if not matched:
+            raise ValueError(
+                f"model_weights: {path}: none of its {len(sd)} keys matches the model "
+                f"(e.g. {next(iter(sd), None)!r} vs {next(iter(own))!r})"
+            )
+        nn.Module.load_state_dict(target, {k: sd[k] for k in matched}, strict=False)
+        left = len(own) - len(matched)
+        print(f"model_weights: {path}: loaded {len(matched)} tensors, {left} left as initialised")
+
+    @staticmethod
+    def _frames(x: Tensor, name: str) -> tuple[Tensor, tuple[int, int] | None]:
+        if x.dim() == 5:
+            return x.flatten(0, 1), (x.shape[0], x.shape[1])
+        if x.dim() != 4:
+            raise ValueError(
+                f"{name}: expected (B, T, C, H, W) or (B, C, H, W), got {tuple(x.shape)}"
+            )
+        return x, None
+
+    @staticmethod
+    def _unframes(y: Tensor, bt: tuple[int, int] | None) -> Tensor:
+        return y if bt is None else y.unflatten(0, bt)
+
+    def shallow(self, x: Tensor) -> Tensor:
+        """The encoder's stem: ``(B[, T], 3, H, W) -> (B[, T], C1, H/2, W/2)``."""
+        xf, bt = self._frames(x, "x")
+        stride = int(self.net.encoder.output_stride)
+        if xf.shape[-2] % stride or xf.shape[-1] % stride:
+            raise ValueError(
+                f"x: height and width must be divisible by {stride}, got {tuple(xf.shape[-2:])}"
+            )
+        enc = self.net.encoder
+        return self._unframes(enc.relu(enc.bn1(enc.conv1(xf))), bt)
+
+    def deep(self, feats: Tensor, flow_prev: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Rest of the encoder, decoder and head; see the class docstring for shapes."""
+        ff, bt = self._frames(feats, "feats")
+        enc = self.net.encoder
+        size = (2 * ff.shape[-2], 2 * ff.shape[-1])
+        # the decoders read only the shape of the input-resolution entry
+        features = [ff.new_empty(ff.shape[0], 0, *size), ff]
+        x = ff
+        stages = [lambda t: enc.layer1(enc.maxpool(t)), enc.layer2, enc.layer3, enc.layer4]
+        for stage in stages[: len(enc.out_channels) - 2]:  # the encoder's depth - 1
+            x = stage(x)
+            features.append(x)
+        dec = self.net.decoder(features)
+        logits = self.net.segmentation_head(dec)
+        if logits.shape[-2:] != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        deep, logits = self._unframes(dec, bt), self._unframes(logits, bt)
+        if flow_prev is not None:
+            if bt is None:
+                raise ValueError("flow_prev: temporal fusion needs a clip (B, T, C, h, w)")
+            logits = self.fuse(logits, flow_prev)
+        return deep, logits
+
+    def forward(self, x: Tensor, flow_prev: Tensor | None = None) -> Tensor:
+        """Logits at input size, the rank of ``x``."""
+        return self.deep(self.shallow(x), flow_prev)[1]

@@ -1,0 +1,156 @@
+"""The example's models: temporal fusion, the smp adapter and the --model option."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+from temporal_fusion import TemporalFusion  # noqa: E402
+from tiny_segmenter import TinySegmenter  # noqa: E402
+from uda_training import Config, build_model  # noqa: E402
+
+
+def _reference_fusion(logits, flow, weight, bias):
+    """Integer flows: frame t reads frame t-1 at (y + fy, x + fx); outside or t=0: itself."""
+    B, T, K, H, W = logits.shape
+    out = torch.empty_like(logits)
+    for b in range(B):
+        for t in range(T):
+            for y in range(H):
+                for x in range(W):
+                    cur = logits[b, t, :, y, x]
+                    fx, fy = int(flow[b, t, 0, y, x]), int(flow[b, t, 1, y, x])
+                    sy, sx = y + fy, x + fx
+                    if t > 0 and 0 <= sy < H and 0 <= sx < W:
+                        prev = logits[b, t - 1, :, sy, sx]
+                    else:
+                        prev = cur
+                    out[b, t, :, y, x] = weight[:, :K] @ cur + weight[:, K:] @ prev + bias
+    return out
+
+
+def test_temporal_fusion_matches_a_per_pixel_reference():
+    g = torch.Generator().manual_seed(0)
+    B, T, K, H, W = 2, 3, 4, 5, 6
+    logits = torch.randn(B, T, K, H, W, generator=g, dtype=torch.float64)
+    flow = torch.randint(-2, 3, (B, T, 2, H, W), generator=g).double()
+    fuse = TemporalFusion(K).double()
+    with torch.no_grad():
+        fuse.weight.normal_(generator=g)
+        fuse.bias.normal_(generator=g)
+    got = fuse(logits, flow)
+    want = _reference_fusion(logits, flow, fuse.weight[:, :, 0, 0], fuse.bias)
+    torch.testing.assert_close(got, want)
+
+
+def test_temporal_fusion_starts_as_the_identity_and_checks_shapes():
+    fuse = TemporalFusion(3)
+    logits = torch.randn(2, 2, 3, 8, 8)
+    flow = 3 * torch.randn(2, 2, 2, 8, 8)
+    torch.testing.assert_close(fuse(logits, flow), logits)
+    with pytest.raises(ValueError, match="flow_prev"):
+        fuse(logits, flow[:, :1])
+    with pytest.raises(ValueError, match="logits"):
+        fuse(logits[:, :, :2], flow)
+    assert set(dict(fuse.named_parameters())) == {"weight", "bias"}
+
+
+def test_tiny_segmenter_fuses_through_temporal_fusion():
+    torch.manual_seed(0)
+    model = TinySegmenter(5)
+    clip = torch.rand(1, 2, 3, 32, 64)
+    flow = torch.randn(1, 2, 2, 32, 64)
+    with torch.no_grad():
+        model.fuse.weight.normal_()
+        per_frame = model(clip)
+        fused = model(clip, flow)
+    torch.testing.assert_close(fused, model.fuse(per_frame, flow))
+    assert not torch.allclose(fused, per_frame)
+
+
+def test_model_option_errors_name_the_problem(monkeypatch):
+    with pytest.raises(SystemExit, match="expected 'tiny' or 'smp"):
+        build_model(Config(model="resnet"), 9)
+    with pytest.raises(SystemExit, match="smp:<arch>:<encoder>"):
+        build_model(Config(model="smp:unet"), 9)
+    with pytest.raises(SystemExit, match="only for --model smp"):
+        build_model(Config(model_weights="w.pt"), 9)
+    monkeypatch.setitem(sys.modules, "segmentation_models_pytorch", None)  # import fails
+    with pytest.raises(SystemExit, match="does not import"):
+        build_model(Config(model="smp:unet:resnet18"), 9)
+
+
+# ---------------------------------------------------------------- with smp installed
+def _smp():
+    try:
+        import segmentation_models_pytorch as smp
+    except Exception as e:  # torchvision built for another torch fails at import
+        pytest.skip(f"segmentation-models-pytorch does not import: {type(e).__name__}: {e}")
+    return smp
+
+
+@pytest.mark.parametrize("arch", ["unet", "fpn", "deeplabv3plus"])
+def test_smp_split_equals_the_smp_forward(arch):
+    _smp()
+    from smp_segmenter import SmpSegmenter
+
+    torch.manual_seed(0)
+    model = SmpSegmenter(arch, "resnet18", 6).eval()
+    clip = torch.rand(2, 2, 3, 64, 96)
+    with torch.no_grad():
+        want = model.net(clip.flatten(0, 1)).unflatten(0, (2, 2))
+        deep, logits = model.deep(model.shallow(clip))
+        image = model(clip[:, 0])
+    torch.testing.assert_close(logits, want, rtol=0, atol=0)
+    torch.testing.assert_close(image, want[:, 0], rtol=0, atol=0)
+    assert deep.shape[:3] == (2, 2, model.deep_channels)
+    assert model.shallow(clip).shape == (2, 2, model.shallow_channels, 32, 48)
+    with pytest.raises(ValueError, match="divisible by"):
+        model(torch.rand(1, 3, 40, 64))
+
+
+def test_smp_weights_file_loads_into_the_encoder(tmp_path):
+    _smp()
+    from smp_segmenter import SmpSegmenter
+
+    torch.manual_seed(0)
+    donor = SmpSegmenter("unet", "resnet18", 4)
+    sd = {k: v.clone() for k, v in donor.net.encoder.state_dict().items()}
+    sd["fc.weight"] = torch.zeros(1000, 512)  # torchvision's classifier: dropped
+    torch.save(sd, tmp_path / "encoder.pt")
+    torch.manual_seed(1)
+    model = SmpSegmenter("unet", "resnet18", 4, weights=tmp_path / "encoder.pt")
+    for k, v in donor.net.encoder.state_dict().items():
+        torch.testing.assert_close(model.net.encoder.state_dict()[k], v)
+    dec, dec_donor = model.net.decoder.state_dict(), donor.net.decoder.state_dict()
+    first = next(iter(dec))
+    assert not torch.equal(dec[first], dec_donor[first])  # the decoder was not in the file
+    torch.save({"nothing.like.this": torch.zeros(3)}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="none of its 1 keys"):
+        SmpSegmenter("unet", "resnet18", 4, weights=tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="ResNet-style"):
+        SmpSegmenter("unet", "mobilenet_v2", 4)
+
+
+def test_smp_model_trains_in_the_example_and_predicts(tmp_path):
+    _smp()
+    pytest.importorskip("matplotlib")
+    from train_video_uda import main
+
+    out = tmp_path / "run"
+    res = main(["--model", "smp:unet:resnet18", "--out", str(out), "--batch", "2",
+                "--size", "32", "64", "--train-clips", "4", "--val-clips", "2",
+                "--adapt-start", "1", "--iters", "2", "--eval-every", "2",
+                "--no-progress", "--render-workers", "0"])  # fmt: skip
+    assert res["config"]["model"] == "smp:unet:resnet18" and res["iters"] == 2
+    assert 0 <= res["miou"] <= 100
+    from predict import load_run
+
+    model, _, k, _ = load_run(out, "student", torch.device("cpu"))
+    assert type(model).__name__ == "SmpSegmenter" and k == 9
