@@ -630,6 +630,27 @@ def _video_samples(
     return samples, skipped
 
 
+def _video_clips(
+    layout: _VideoLayout,
+    root: Path,
+    names: Sequence[str],
+    clip_len: int,
+    flow_root: PathLike | None,
+    fields: dict[str, str],
+    *,
+    strict: bool,
+    where: Path,
+    layout_hint: str,
+) -> tuple[list[_Sample], list[str], Path | None]:
+    """``(samples, skipped, flow_root)`` of a video reader: :func:`_video_samples`,
+    raising :func:`_no_samples` (at ``where``, naming ``layout_hint``) when none is complete."""
+    flow_p = Path(flow_root) if flow_root is not None else None
+    samples, skipped = _video_samples(layout, root, names, clip_len, flow_p, fields, strict)
+    if not samples:
+        raise _no_samples(where, layout_hint, skipped)
+    return samples, skipped, flow_p
+
+
 def _no_samples(where: Path, layout_hint: str, skipped: Sequence[str]) -> FileNotFoundError:
     extra = (
         f"; {len(skipped)} labelled frames lack frames of their clip, e.g. {skipped[0]!r}"

@@ -28,7 +28,7 @@ from dastc.data._io import (
     _no_samples,
     _require_dir,
     _Sample,
-    _video_samples,
+    _video_clips,
     _VideoLayout,
 )
 from dastc.data.labelmaps import (
@@ -145,12 +145,11 @@ class CityscapesSeq(_LabelledFrames):
         _require_dir(seq_dir, "Cityscapes-Seq frames <city>/<city>_<seq>_<frame6>_leftImg8bit.png")
         _require_dir(gt_dir, "Cityscapes labels <city>/<city>_<seq>_<frame6>_gtFine_labelIds.png")
         found = _labelled_names(gt_dir) if names is None else list(names)
-        flow_p = Path(flow_root) if flow_root is not None else None
-        samples, skipped = _video_samples(
-            _LAYOUT, root_p, found, clip_len, flow_p, {"split": split}, strict=names is not None
-        )
-        if not samples:
-            raise _no_samples(gt_dir, "<city>/*_gtFine_labelIds.png with their frames", skipped)
+        samples, skipped, flow_p = _video_clips(
+            _LAYOUT, root_p, found, clip_len, flow_root, {"split": split},
+            strict=names is not None, where=gt_dir,
+            layout_hint="<city>/*_gtFine_labelIds.png with their frames",
+        )  # fmt: skip
         super().__init__(
             samples,
             train_id_map,

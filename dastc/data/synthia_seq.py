@@ -25,9 +25,8 @@ from dastc.data._io import (
     _check_size,
     _LabelledFrames,
     _Listing,
-    _no_samples,
     _require_dir,
-    _video_samples,
+    _video_clips,
     _VideoLayout,
 )
 from dastc.data.labelmaps import SYNTHIA_SEQ_11_MAP, SYNTHIA_SEQ_MAP
@@ -118,12 +117,11 @@ class SynthiaSeq(_LabelledFrames):
             found = sorted(f for f in rgb if _LAYOUT.pattern.fullmatch(f))
         else:
             found = list(names)
-        flow_p = Path(flow_root) if flow_root is not None else None
-        samples, skipped = _video_samples(
-            _LAYOUT, root_p, found, clip_len, flow_p, {}, strict=names is not None
-        )
-        if not samples:
-            raise _no_samples(root_p / "rgb", "<frame6>.png with labels in label/", skipped)
+        samples, skipped, flow_p = _video_clips(
+            _LAYOUT, root_p, found, clip_len, flow_root, {},
+            strict=names is not None, where=root_p / "rgb",
+            layout_hint="<frame6>.png with labels in label/",
+        )  # fmt: skip
         super().__init__(
             samples,
             train_id_map,

@@ -27,9 +27,8 @@ from dastc.data._io import (
     _check_size,
     _LabelledFrames,
     _Listing,
-    _no_samples,
     _require_dir,
-    _video_samples,
+    _video_clips,
     _VideoLayout,
 )
 from dastc.data.labelmaps import VIPER_MAP
@@ -248,12 +247,11 @@ class VIPER(_LabelledFrames):
             ]
         else:
             found = list(names)
-        flow_p = Path(flow_root) if flow_root is not None else None
-        samples, skipped = _video_samples(
-            _LAYOUT, root_p, found, clip_len, flow_p, {"split": split}, strict=names is not None
-        )
-        if not samples:
-            raise _no_samples(img_dir, "<seq>/<seq>_<frame5>.jpg with labels in cls/", skipped)
+        samples, skipped, flow_p = _video_clips(
+            _LAYOUT, root_p, found, clip_len, flow_root, {"split": split},
+            strict=names is not None, where=img_dir,
+            layout_hint="<seq>/<seq>_<frame5>.jpg with labels in cls/",
+        )  # fmt: skip
         super().__init__(
             samples,
             VIPER_MAP,
