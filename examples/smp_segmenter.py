@@ -13,14 +13,23 @@ encoder_weights=None, classes=K)`` (nothing is downloaded), split as
   when ``flow_prev`` is given.
 
 so that ``model(x) == model.deep(model.shallow(x))[1]`` and, without flow, equals
-the smp model's own forward frame by frame. The split needs a ResNet-style
+the smp model's own forward on the normalised frames, frame by frame. The split needs a ResNet-style
 encoder (smp's ``resnet*`` and ``resnext*``, which have ``conv1``, ``bn1``,
 ``relu``, ``maxpool`` and ``layer1``...): other encoders raise a ``ValueError``
 naming what is missing.
 
+Input clips in ``[0, 1]`` are normalised with the ImageNet mean and standard
+deviation first, as torchvision's and smp's pretrained ResNets expect.
+
 Pretrained weights come from a local file (``--model-weights PATH``): a state
-dict of the whole smp model (keys ``encoder.…``, ``decoder.…``) or of the
-encoder alone (e.g. torchvision's ResNet weights; ``fc.*`` is dropped).
+dict of the whole smp model (keys ``encoder.…``, ``decoder.…``), of the encoder
+alone (e.g. torchvision's ResNet weights; ``fc.*`` is dropped) or of an
+``SmpSegmenter`` (e.g. ``checkpoint.pt``'s ``"student"`` of an earlier run). A
+``state_dict``/``model``/``student`` wrapper and a ``module.`` or ``model.``
+prefix are removed. With pretrained weights the encoder's BatchNorm layers
+are frozen (eval mode, not trained), as in DACS: the student's batches mix
+source, target and mixed clips, and the EMA teacher predicts with running
+statistics.
 
 Needs ``pip install "dastc[smp]"`` (segmentation-models-pytorch, which needs a
 torchvision that imports beside your torch).
@@ -28,6 +37,8 @@ torchvision that imports beside your torch).
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +50,10 @@ from torch import Tensor, nn
 __all__ = ["SmpSegmenter", "parse_smp_name"]
 
 _STEM = ("conv1", "bn1", "relu", "maxpool", "layer1")
+_WRAPPERS = ("state_dict", "model", "student")
+_PREFIXES = ("module.", "model.")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def parse_smp_name(name: str) -> tuple[str, str]:
@@ -71,6 +86,8 @@ class SmpSegmenter(nn.Module):
         encoder: a ResNet-style smp encoder name (``"resnet18"``, ``"resnet101"`` ...).
         num_classes: ``K``.
         weights: optional local state-dict file (see the module docstring).
+        freeze_bn: keep the encoder's BatchNorm layers in eval mode and untrained
+            (default: when ``weights`` are given).
 
     Shapes (``H``, ``W`` divisible by the encoder's output stride, 32 by default):
         * ``forward(x, flow_prev=None)``: ``(B, T, 3, H, W) -> (B, T, K, H, W)`` or
@@ -81,44 +98,98 @@ class SmpSegmenter(nn.Module):
 
     Raises:
         ImportError: segmentation-models-pytorch does not import.
-        ValueError: the encoder is not ResNet-style, or the weights file matches no key.
+        ValueError: unknown architecture or encoder, an encoder that is not
+            ResNet-style, or a weights file that is not a state dict of the model.
     """
 
     def __init__(
-        self, arch: str, encoder: str, num_classes: int, weights: str | Path | None = None
+        self,
+        arch: str,
+        encoder: str,
+        num_classes: int,
+        weights: str | Path | None = None,
+        freeze_bn: bool | None = None,
     ) -> None:
         super().__init__()
         smp = _import_smp()
-        self.net = smp.create_model(
-            arch, encoder_name=encoder, encoder_weights=None, classes=num_classes
-        )
+        try:
+            self.net = smp.create_model(
+                arch, encoder_name=encoder, encoder_weights=None, classes=num_classes
+            )
+        except KeyError as e:
+            raise ValueError(
+                f"unknown smp architecture {arch!r} or encoder {encoder!r} ({e.args[0]})"[:400]
+            ) from e
         enc = self.net.encoder
         missing = [a for a in _STEM if not hasattr(enc, a)]
         if missing:
             raise ValueError(
-                f"model: encoder {encoder!r} has no {', '.join(missing)}; the shallow/deep "
-                "split of --model smp needs a ResNet-style encoder (resnet18 ... resnet152, "
+                f"encoder {encoder!r} has no {', '.join(missing)}; the shallow/deep split "
+                "of --model smp needs a ResNet-style encoder (resnet18 ... resnet152, "
                 "resnext50_32x4d ...)"
             )
         self.num_classes = num_classes
+        self.output_stride = int(enc.output_stride)
         self.shallow_channels = int(enc.out_channels[1])
         head = next(m for m in self.net.segmentation_head.modules() if isinstance(m, nn.Conv2d))
         self.deep_channels = int(head.in_channels)
         self.fuse = TemporalFusion(num_classes)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
         if weights is not None:
             self.load_weights(weights)
+        self.freeze_bn = weights is not None if freeze_bn is None else freeze_bn
+        if self.freeze_bn:
+            for m in self._encoder_norms():
+                for p in m.parameters():
+                    p.requires_grad_(False)
+            self.train(self.training)
+
+    def _encoder_norms(self) -> list[nn.Module]:
+        norm = nn.modules.batchnorm._NormBase
+        return [m for m in self.net.encoder.modules() if isinstance(m, norm)]
+
+    def train(self, mode: bool = True) -> SmpSegmenter:
+        """As ``nn.Module.train``; frozen encoder BatchNorm layers stay in eval mode."""
+        super().train(mode)
+        if getattr(self, "freeze_bn", False):
+            for m in self._encoder_norms():
+                m.eval()
+        return self
 
     def load_weights(self, path: str | Path) -> None:
         """Load a local state dict into the whole model or into the encoder.
 
+        Prints how many tensors were loaded, which of the model's stayed as
+        initialised and which of the file's were not used.
+
         Raises:
-            ValueError: no key of the file names a parameter of the model or encoder.
+            ValueError: the file is not a state dict, or none of its keys names a
+                parameter or buffer of the model or its encoder.
         """
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(sd, dict) and "state_dict" in sd:
-            sd = sd["state_dict"]
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, pickle.UnpicklingError, RuntimeError) as e:
+            raise ValueError(
+                f"model_weights: {path}: cannot read a state dict ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''})"
+            ) from e
+        while isinstance(sd, Mapping):  # {"state_dict": {...}}, checkpoint.pt's "student"
+            inner = next((sd[k] for k in _WRAPPERS if isinstance(sd.get(k), Mapping)), None)
+            if inner is None:
+                break
+            sd = inner
+        if isinstance(sd, Mapping):
+            sd = {k: v for k, v in sd.items() if isinstance(k, str) and isinstance(v, Tensor)}
+        if not isinstance(sd, dict) or not sd:
+            raise ValueError(f"model_weights: {path}: expected a state dict (name -> tensor)")
+        for prefix in _PREFIXES:  # DDP's module., an EMA teacher's model.
+            if all(k.startswith(prefix) for k in sd):
+                sd = {k[len(prefix) :]: v for k, v in sd.items()}
         target: nn.Module = self.net
-        if not any(k.startswith(("encoder.", "decoder.")) for k in sd):
+        if any(k.startswith("net.") for k in sd):  # an SmpSegmenter (with its fusion)
+            target = self
+        elif not any(k.startswith(("encoder.", "decoder.")) for k in sd):
             target = self.net.encoder
             sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
         own = target.state_dict()
@@ -129,8 +200,13 @@ class SmpSegmenter(nn.Module):
                 f"(e.g. {next(iter(sd), None)!r} vs {next(iter(own))!r})"
             )
         nn.Module.load_state_dict(target, {k: sd[k] for k in matched}, strict=False)
-        left = len(own) - len(matched)
-        print(f"model_weights: {path}: loaded {len(matched)} tensors, {left} left as initialised")
+        left = [k for k in own if k not in matched and not k.endswith("num_batches_tracked")]
+        unused = [k for k in sd if k not in matched]
+        print(
+            f"model_weights: {path}: loaded {len(matched)} tensors; {len(left)} of the model "
+            f"left as initialised{f' (e.g. {left[0]})' if left else ''}; {len(unused)} of the "
+            f"file unused{f' (e.g. {unused[0]})' if unused else ''}"
+        )
 
     @staticmethod
     def _frames(x: Tensor, name: str) -> tuple[Tensor, tuple[int, int] | None]:
@@ -147,14 +223,16 @@ class SmpSegmenter(nn.Module):
         return y if bt is None else y.unflatten(0, bt)
 
     def shallow(self, x: Tensor) -> Tensor:
-        """The encoder's stem: ``(B[, T], 3, H, W) -> (B[, T], C1, H/2, W/2)``."""
+        """ImageNet normalisation and the encoder's stem: ``(B[, T], 3, H, W)`` in
+        ``[0, 1]`` ``-> (B[, T], C1, H/2, W/2)``."""
         xf, bt = self._frames(x, "x")
-        stride = int(self.net.encoder.output_stride)
+        stride = self.output_stride
         if xf.shape[-2] % stride or xf.shape[-1] % stride:
             raise ValueError(
                 f"x: height and width must be divisible by {stride}, got {tuple(xf.shape[-2:])}"
             )
         enc = self.net.encoder
+        xf = (xf - self.mean.to(xf.dtype)) / self.std.to(xf.dtype)
         return self._unframes(enc.relu(enc.bn1(enc.conv1(xf))), bt)
 
     def deep(self, feats: Tensor, flow_prev: Tensor | None = None) -> tuple[Tensor, Tensor]:

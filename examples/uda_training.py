@@ -135,9 +135,19 @@ def build_model(cfg: Config, num_classes: int, init_weights: bool = True) -> nn.
         try:
             arch, encoder = parse_smp_name(cfg.model)
             weights = cfg.model_weights if init_weights else None
-            return SmpSegmenter(arch, encoder, num_classes, weights=weights)
-        except (ImportError, ValueError, KeyError, FileNotFoundError) as e:
+            # frozen encoder BatchNorm whenever pretrained weights are (or were) loaded
+            model = SmpSegmenter(
+                arch, encoder, num_classes, weights, freeze_bn=cfg.model_weights is not None
+            )
+        except (ImportError, ValueError) as e:
             raise SystemExit(f"--model {cfg.model}: {e}") from e
+        h, w = cfg.data.size
+        if h % model.output_stride or w % model.output_stride:
+            raise SystemExit(
+                f"--size: {cfg.model} needs a height and width divisible by "
+                f"{model.output_stride}, got {h} {w}"
+            )
+        return model
     raise SystemExit(
         f"--model: expected 'tiny' or 'smp:<arch>:<encoder>' (see build_model for adding "
         f"your own), got {cfg.model!r}"
@@ -370,7 +380,8 @@ class Trainer:
         self, bs: dict[str, Tensor], bt: dict[str, Tensor], logs: dict[str, Tensor]
     ) -> Tensor:
         """DA-STC loss. The student runs once on the concatenation of every input
-        (GroupNorm is per sample, so batching changes nothing but speed): one
+        (the tiny model's GroupNorm is per sample, so batching changes nothing but
+        speed; an smp model's encoder BatchNorm is frozen with pretrained weights): one
         shallow pass over [source, target, S→T, T→S] clips and one deep pass over
         their shallow features plus the two feature-mixed ones."""
         cfg = self.cfg

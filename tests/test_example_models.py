@@ -95,62 +95,116 @@ def _smp():
     return smp
 
 
-@pytest.mark.parametrize("arch", ["unet", "fpn", "deeplabv3plus"])
-def test_smp_split_equals_the_smp_forward(arch):
+@pytest.mark.parametrize(
+    ("arch", "stride"), [("unet", 32), ("fpn", 32), ("deeplabv3plus", 16), ("deeplabv3", 8)]
+)
+def test_smp_split_equals_the_smp_forward(arch, stride):
     _smp()
-    from smp_segmenter import SmpSegmenter
+    from smp_segmenter import IMAGENET_MEAN, IMAGENET_STD, SmpSegmenter
 
     torch.manual_seed(0)
     model = SmpSegmenter(arch, "resnet18", 6).eval()
+    assert model.output_stride == stride
     clip = torch.rand(2, 2, 3, 64, 96)
+    normed = (clip - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(
+        3, 1, 1
+    )
     with torch.no_grad():
-        want = model.net(clip.flatten(0, 1)).unflatten(0, (2, 2))
+        want = model.net(normed.flatten(0, 1)).unflatten(0, (2, 2))
         deep, logits = model.deep(model.shallow(clip))
         image = model(clip[:, 0])
     torch.testing.assert_close(logits, want, rtol=0, atol=0)
     torch.testing.assert_close(image, want[:, 0], rtol=0, atol=0)
     assert deep.shape[:3] == (2, 2, model.deep_channels)
     assert model.shallow(clip).shape == (2, 2, model.shallow_channels, 32, 48)
-    with pytest.raises(ValueError, match="divisible by"):
-        model(torch.rand(1, 3, 40, 64))
+    with pytest.raises(ValueError, match=f"divisible by {stride}"):
+        model(torch.rand(1, 3, stride * 2 + 4, 64))
 
 
-def test_smp_weights_file_loads_into_the_encoder(tmp_path):
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_smp_weights_files_in_the_usual_formats(tmp_path):
     _smp()
     from smp_segmenter import SmpSegmenter
 
     torch.manual_seed(0)
     donor = SmpSegmenter("unet", "resnet18", 4)
-    sd = {k: v.clone() for k, v in donor.net.encoder.state_dict().items()}
-    sd["fc.weight"] = torch.zeros(1000, 512)  # torchvision's classifier: dropped
-    torch.save(sd, tmp_path / "encoder.pt")
+    enc = {k: v.clone() for k, v in donor.net.encoder.state_dict().items()}
+    enc.pop("bn1.num_batches_tracked")  # torchvision files may lack these
+    enc["fc.weight"] = torch.zeros(1000, 512)  # torchvision's classifier: dropped
+    torch.save(enc, tmp_path / "encoder.pt")
     torch.manual_seed(1)
     model = SmpSegmenter("unet", "resnet18", 4, weights=tmp_path / "encoder.pt")
-    for k, v in donor.net.encoder.state_dict().items():
-        torch.testing.assert_close(model.net.encoder.state_dict()[k], v)
-    dec, dec_donor = model.net.decoder.state_dict(), donor.net.decoder.state_dict()
-    first = next(iter(dec))
-    assert not torch.equal(dec[first], dec_donor[first])  # the decoder was not in the file
+    enc.pop("fc.weight")
+    got = {k: v for k, v in model.net.encoder.state_dict().items() if k in enc}
+    assert _same(got, enc)
+    assert not _same(model.net.decoder.state_dict(), donor.net.decoder.state_dict())
+
+    whole = {f"module.{k}": v for k, v in donor.net.state_dict().items()}  # DDP-saved
+    torch.save({"state_dict": whole}, tmp_path / "whole.pt")
+    model = SmpSegmenter("unet", "resnet18", 4, weights=tmp_path / "whole.pt")
+    assert _same(model.net.state_dict(), donor.net.state_dict())
+
+    with torch.no_grad():
+        donor.fuse.weight.normal_()
+    torch.save({"student": donor.state_dict(), "iteration": 3}, tmp_path / "checkpoint.pt")
+    model = SmpSegmenter("unet", "resnet18", 4, weights=tmp_path / "checkpoint.pt")
+    assert _same(model.state_dict(), donor.state_dict())  # fusion included
+
     torch.save({"nothing.like.this": torch.zeros(3)}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="none of its 1 keys"):
         SmpSegmenter("unet", "resnet18", 4, weights=tmp_path / "bad.pt")
+    torch.save([torch.zeros(3)], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="expected a state dict"):
+        SmpSegmenter("unet", "resnet18", 4, weights=tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="cannot read"):
+        SmpSegmenter("unet", "resnet18", 4, weights=tmp_path)  # a folder
     with pytest.raises(ValueError, match="ResNet-style"):
         SmpSegmenter("unet", "mobilenet_v2", 4)
+    with pytest.raises(ValueError, match="unknown smp architecture"):
+        SmpSegmenter("unet", "resnet7", 4)
+
+
+def test_smp_encoder_batchnorm_is_frozen_with_pretrained_weights(tmp_path):
+    _smp()
+    from smp_segmenter import SmpSegmenter
+
+    torch.save(SmpSegmenter("fpn", "resnet18", 3).state_dict(), tmp_path / "w.pt")
+    for weights, frozen in ((None, False), (tmp_path / "w.pt", True)):
+        model = SmpSegmenter("fpn", "resnet18", 3, weights=weights).train()
+        bn = model.net.encoder.bn1
+        assert bn.training is not frozen and bn.weight.requires_grad is not frozen
+        assert model.net.decoder.training  # the decoder's norms always train
+        before = bn.running_mean.clone()
+        model(torch.rand(2, 3, 64, 64)).sum().backward()
+        assert torch.equal(bn.running_mean, before) is frozen
+        assert (bn.weight.grad is None) is frozen
 
 
 def test_smp_model_trains_in_the_example_and_predicts(tmp_path):
     _smp()
     pytest.importorskip("matplotlib")
+    from smp_segmenter import SmpSegmenter
     from train_video_uda import main
 
+    weights = tmp_path / "init.pt"
+    torch.save(SmpSegmenter("unet", "resnet18", 9).net.encoder.state_dict(), weights)
     out = tmp_path / "run"
-    res = main(["--model", "smp:unet:resnet18", "--out", str(out), "--batch", "2",
-                "--size", "32", "64", "--train-clips", "4", "--val-clips", "2",
-                "--adapt-start", "1", "--iters", "2", "--eval-every", "2",
-                "--no-progress", "--render-workers", "0"])  # fmt: skip
+    args = ["--model", "smp:unet:resnet18", "--model-weights", str(weights), "--out", str(out),
+            "--batch", "2", "--size", "32", "64", "--train-clips", "4", "--val-clips", "2",
+            "--adapt-start", "1", "--eval-every", "2", "--no-progress",
+            "--render-workers", "0"]  # fmt: skip
+    res = main([*args, "--iters", "2"])
     assert res["config"]["model"] == "smp:unet:resnet18" and res["iters"] == 2
     assert 0 <= res["miou"] <= 100
+    weights.unlink()  # resuming and predicting read the checkpoint, not the initial weights
+    res = main([*args, "--iters", "3", "--resume", str(out)])
+    assert res["iters"] == 3
     from predict import load_run
 
     model, _, k, _ = load_run(out, "student", torch.device("cpu"))
-    assert type(model).__name__ == "SmpSegmenter" and k == 9
+    assert type(model).__name__ == "SmpSegmenter" and k == 9 and model.freeze_bn
+    with pytest.raises(SystemExit, match="divisible by 32"):
+        main([*args[:2], "--size", "48", "64", "--iters", "1", "--out", str(tmp_path / "x")])
