@@ -13,10 +13,10 @@ encoder_weights=None, classes=K)`` (nothing is downloaded), split as
   when ``flow_prev`` is given.
 
 so that ``model(x) == model.deep(model.shallow(x))[1]`` and, without flow, equals
-the smp model's own forward on the normalised frames, frame by frame. The split needs a ResNet-style
-encoder (smp's ``resnet*`` and ``resnext*``, which have ``conv1``, ``bn1``,
-``relu``, ``maxpool`` and ``layer1``...): other encoders raise a ``ValueError``
-naming what is missing.
+the smp model's own forward on the normalised frames, frame by frame. The split
+needs a ResNet-style encoder (smp's ``resnet*`` and ``resnext*``, which have
+``conv1``, ``bn1``, ``relu``, ``maxpool`` and ``layer1``...): other encoders
+raise a ``ValueError`` naming what is missing.
 
 Input clips in ``[0, 1]`` are normalised with the ImageNet mean and standard
 deviation first, as torchvision's and smp's pretrained ResNets expect.
@@ -136,9 +136,9 @@ class SmpSegmenter(nn.Module):
         self.fuse = TemporalFusion(num_classes)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
+        self.freeze_bn = weights is not None if freeze_bn is None else freeze_bn
         if weights is not None:
             self.load_weights(weights)
-        self.freeze_bn = weights is not None if freeze_bn is None else freeze_bn
         if self.freeze_bn:
             for m in self._encoder_norms():
                 for p in m.parameters():
@@ -152,7 +152,7 @@ class SmpSegmenter(nn.Module):
     def train(self, mode: bool = True) -> SmpSegmenter:
         """As ``nn.Module.train``; frozen encoder BatchNorm layers stay in eval mode."""
         super().train(mode)
-        if getattr(self, "freeze_bn", False):
+        if self.freeze_bn:
             for m in self._encoder_norms():
                 m.eval()
         return self
