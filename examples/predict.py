@@ -22,8 +22,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from uda_config import Config, build_model
 from uda_data import colorize
-from uda_training import Config, build_model
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -44,9 +44,9 @@ def load_run(
     if which == "teacher":
         model.load_state_dict(
             {
-                key[len("model.") :]: v
-                for key, v in st["teacher"].items()
-                if key.startswith("model.")
+                key[len("teacher.model.") :]: v
+                for key, v in st["method"].items()
+                if key.startswith("teacher.model.")
             }
         )
     else:

@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dastc.methods
+
 HERE = Path(__file__).resolve().parent
 
 SHIFTS: dict[str, list[str]] = {
@@ -31,15 +33,11 @@ SHIFTS: dict[str, list[str]] = {
     "appearance": ["layout=0"],  # colour/texture/blur/noise only, source geometry
     "strong-colour": ["hue=120", "layout=0.5"],
 }
-METHODS = ["source_only", "oracle", "image_dacs", "dastc"]
+METHODS = list(dastc.methods.METHODS)
+# one DA-STC run with one component off, for every switch of MethodConfig
 ABLATIONS: dict[str, list[str]] = {
-    "dastc-no-feature-mix": ["--no-feature-mix"],
-    "dastc-no-align": ["--no-align"],
-    "dastc-no-t2s": ["--no-t2s"],
-    "dastc-no-temporal": ["--no-temporal"],
-    "dastc-no-adaptive-weights": ["--no-adaptive-weights"],
-    "dastc-no-clip-mix": ["--no-clip-mix"],
-    "dastc-no-class-balance": ["--no-class-balance"],
+    f"dastc-no-{flag}": [f"--no-{flag}"]
+    for flag in (k.replace("_", "-") for k in dastc.methods.MethodConfig.ablations())
 }
 
 

@@ -12,32 +12,57 @@ segmenter, a few minutes on a laptop CPU::
 Real benchmarks (see the docs for the folder layouts)::
 
     python examples/train_video_uda.py --source viper --source-root /data/viper \\
-        --target cityscapes-seq --target-root /data/cityscapes --size 512 1024 --iters 40000
+        --target cityscapes_seq --target-root /data/cityscapes --size 512 1024 --iters 40000
+
+The method's options (``--ema`` ... ``--no-class-balance``) are the fields of
+``dastc.methods.MethodConfig``; the methods are ``dastc.methods.METHODS``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from uda_config import Config
 from uda_data import DataSpec
-from uda_training import METHODS, Config, train
+from uda_training import train
 
-ABLATIONS = {
-    "clip_mix": "sequence-level bidirectional clip mix",
-    "s2t": "the source→target direction (clip and feature mix)",
-    "t2s": "the target→source direction (clip and feature mix)",
-    "feature_mix": "shallow-feature mix",
-    "align": "prototype alignment loss",
-    "temporal": "flow-based temporal fusion of the previous frame",
-    "adaptive_weights": "confidence × frame-reliability prototype weights",
-    "strong_aug": "colour jitter and blur on mixed clips",
-    "class_balance": "class-balanced pseudo-labels (per-class running confidence)",
-}
+from dastc.data.check import VIDEO_SOURCES, VIDEO_TARGETS
+from dastc.methods import METHODS, MethodConfig
+
+ABLATIONS = MethodConfig.ablations()
+
+
+def _dataset(name: str) -> str:
+    return name.replace("-", "_")  # cityscapes-seq and cityscapes_seq alike
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    """One option per field of MethodConfig that has command-line help."""
+    hints = typing.get_type_hints(MethodConfig)
+    for f in fields(MethodConfig):
+        if "help" not in f.metadata:
+            continue
+        flag, default = f"--{f.name.replace('_', '-')}", f.default
+        if "ablation" in f.metadata:
+            p.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false",
+                           help=f"switch off {f.metadata['ablation']}")  # fmt: skip
+        elif isinstance(default, bool):
+            off = f"--no-{flag[2:]}"
+            p.add_argument(*((off,) if default else (flag,)), dest=f.name,
+                           action="store_false" if default else "store_true",
+                           help=f.metadata["help"])  # fmt: skip
+        elif typing.get_origin(hints[f.name]) is typing.Literal:
+            p.add_argument(flag, choices=typing.get_args(hints[f.name]), default=default,
+                           help=f.metadata["help"])  # fmt: skip
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=f.metadata["help"])
 
 
 def parse_args(
@@ -47,7 +72,7 @@ def parse_args(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     d = Config()
-    p.add_argument("--method", choices=METHODS, default=d.method)
+    p.add_argument("--method", choices=list(METHODS), default=d.method)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<method>)")
     p.add_argument(
         "--resume", type=Path, default=None, help="resume from a run folder or checkpoint"
@@ -55,46 +80,13 @@ def parse_args(
     p.add_argument("--iters", type=int, default=d.iters)
     p.add_argument("--batch", type=int, default=d.batch, help="clips per domain per iteration")
     p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--ema", type=float, default=d.ema, help="EMA teacher momentum")
-    p.add_argument("--pseudo-threshold", type=float, default=d.pseudo_threshold)
-    p.add_argument(
-        "--pseudo-weight",
-        choices=("clip", "pixel"),
-        default=d.pseudo_weight,
-        help="weight of target pixels: the clip's confident fraction (DACS) or 1 where confident",
-    )
-    p.add_argument("--class-fraction", type=float, default=d.class_fraction)
-    p.add_argument(
-        "--hue-jitter",
-        type=float,
-        default=d.hue_jitter,
-        help="strong-aug hue range in turns (DACS: 0.1)",
-    )
     p.add_argument(
         "--rare-below",
         type=float,
         default=d.rare_below,
         help="source classes rarer than this pixel share are always pasted (0: off)",
     )
-    p.add_argument("--align-weight", type=float, default=d.align_weight)
-    p.add_argument("--align-kind", choices=("infonce", "mmd"), default=d.align_kind)
-    p.add_argument("--align-temperature", type=float, default=d.align_temperature)
-    p.add_argument(
-        "--no-align-memory", action="store_true", help="align to batch source prototypes"
-    )
-    p.add_argument("--feature-blend", type=float, default=d.feature_blend)
-    p.add_argument(
-        "--dist-align",
-        action="store_true",
-        help="align the teacher's class distribution to the source's (ReMixMatch-style)",
-    )
-    p.add_argument(
-        "--adapt-start", type=int, default=d.adapt_start, help="source-only iterations first"
-    )
-    for key, what in ABLATIONS.items():
-        p.add_argument(
-            f"--no-{key.replace('_', '-')}", action="store_true", help=f"switch off {what}"
-        )
+    _add_method_options(p)
     p.add_argument(
         "--model",
         default=d.model,
@@ -119,8 +111,10 @@ def parse_args(
         metavar="KEY=VALUE",
         help="change one field of the default synthetic target shift (repeatable)",
     )
-    p.add_argument("--source", default="synthetic", choices=("synthetic", "viper", "synthia-seq"))
-    p.add_argument("--target", default="synthetic", choices=("synthetic", "cityscapes-seq"))
+    p.add_argument("--source", default="synthetic", type=_dataset,
+                   choices=("synthetic", *VIDEO_SOURCES))  # fmt: skip
+    p.add_argument("--target", default="synthetic", type=_dataset,
+                   choices=("synthetic", *VIDEO_TARGETS))  # fmt: skip
     p.add_argument("--source-root")
     p.add_argument("--target-root")
     p.add_argument("--source-flow-root")
@@ -164,23 +158,19 @@ def parse_args(
         seed=a.seed,
         shift=shift or None,
     )
+    knobs: dict[str, Any] = {f.name: getattr(a, f.name) for f in fields(MethodConfig)
+                             if "help" in f.metadata}  # fmt: skip
+    try:
+        method_config = MethodConfig(**knobs)
+    except ValueError as e:
+        p.error(str(e))
     cfg = Config(
         method=a.method,
+        method_config=method_config,
         iters=a.iters,
         batch=a.batch,
         lr=a.lr,
-        ema=a.ema,
-        pseudo_threshold=a.pseudo_threshold,
-        pseudo_weight=a.pseudo_weight,
-        class_fraction=a.class_fraction,
-        hue_jitter=a.hue_jitter,
         rare_below=a.rare_below,
-        align_weight=a.align_weight,
-        align_kind=a.align_kind,
-        align_temperature=a.align_temperature,
-        align_memory=not a.no_align_memory,
-        feature_blend=a.feature_blend,
-        adapt_start=a.adapt_start,
         model=a.model,
         model_weights=a.model_weights,
         width=a.width,
@@ -192,9 +182,7 @@ def parse_args(
         on_nan=a.on_nan,
         threads=a.threads,
         device=a.device,
-        dist_align=a.dist_align,
         render_workers=a.render_workers,
-        **{k: not getattr(a, f"no_{k}") for k in ABLATIONS},
     )
     out = a.out or Path("runs") / a.method
     return cfg, out, a.resume, not a.no_progress

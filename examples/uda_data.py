@@ -127,31 +127,38 @@ def build_datasets(
     return _real_datasets(spec)
 
 
+# the target's label protocol (and SYNTHIA-Seq's own) for each source: 15 or 11 classes
+_PROTOCOLS = {"viper": ("viper", None), "synthia_seq": ("synthia-11", "11")}
+
+
 def _real_datasets(
     spec: DataSpec,
 ) -> tuple[Dataset[Item], Dataset[Item], Dataset[Item], int, list[str]]:
-    from dastc import data as D
+    from dastc.data.check import VIDEO_SOURCES, VIDEO_TARGETS, build_dataset
 
     if spec.source_root is None or spec.target_root is None:
         raise SystemExit("--source-root and --target-root are required for real datasets")
-    size = spec.size
-    if spec.target != "cityscapes-seq" or spec.source not in ("viper", "synthia-seq"):
+    if spec.target not in VIDEO_TARGETS or spec.source not in VIDEO_SOURCES:
         raise SystemExit(
-            "real video benchmarks: --source viper|synthia-seq --target cityscapes-seq "
-            f"(got {spec.source} -> {spec.target})"
+            f"real video benchmarks: --source {'|'.join(VIDEO_SOURCES)} "
+            f"--target {'|'.join(VIDEO_TARGETS)} (got {spec.source} -> {spec.target})"
         )
-    kw: dict[str, Any] = dict(clip_len=spec.clip_len, size=size)
-    if spec.source == "viper":
-        src: Any = D.VIPER(spec.source_root, "train", flow_root=spec.source_flow_root, **kw)
-        protocol = "viper"  # 15 classes
-    else:
-        src = D.SynthiaSeq(spec.source_root, flow_root=spec.source_flow_root, protocol="11", **kw)
-        protocol = "synthia-11"  # 11 classes, fence dropped
-    tgt = D.CityscapesSeq(
-        spec.target_root, "train", flow_root=spec.target_flow_root, protocol=protocol, **kw
-    )
-    val = D.CityscapesSeq(
-        spec.target_root, "val", flow_root=spec.target_flow_root, protocol=protocol, **kw
+    target_protocol, source_protocol = _PROTOCOLS[spec.source]
+    kw: dict[str, Any] = dict(clip_len=spec.clip_len, size=spec.size)
+    src: Any = build_dataset(
+        spec.source, spec.source_root, flow_root=spec.source_flow_root, protocol=source_protocol,
+        **kw,
+    )  # fmt: skip
+    tgt, val = (
+        build_dataset(
+            spec.target,
+            spec.target_root,
+            split=split,
+            flow_root=spec.target_flow_root,
+            protocol=target_protocol,
+            **kw,
+        )
+        for split in ("train", "val")
     )
     if src.num_classes != tgt.num_classes:
         raise SystemExit(f"source has {src.num_classes} classes, target {tgt.num_classes}")
@@ -203,6 +210,23 @@ def batches(ds: Dataset[Item], order: EpochOrder, start: int) -> Iterator[dict[s
     while True:
         yield collate([ds[j] for j in order.indices(i)])
         i += 1
+
+
+def rare_classes(
+    ds: Dataset[Item], num_classes: int, below: float, max_clips: int = 64
+) -> list[int]:
+    """Classes whose pixel share in (up to ``max_clips`` evenly spaced) clips of ``ds``
+    is below ``below``; the S→T mix pastes them whenever a source clip has them."""
+    if below <= 0:
+        return []
+    n = len(ds)  # type: ignore[arg-type]
+    idx = sorted({int(i * n / min(n, max_clips)) for i in range(min(n, max_clips))})
+    counts = torch.zeros(num_classes + 1, dtype=torch.float64)
+    for i in idx:
+        y = ds[i]["label"].flatten()
+        counts += torch.bincount(y.clamp(max=num_classes), minlength=num_classes + 1).double()
+    share = counts[:num_classes] / counts[:num_classes].sum().clamp(min=1)
+    return [k for k in range(num_classes) if 0 < share[k] < below]
 
 
 def palette(num_classes: int) -> Tensor:

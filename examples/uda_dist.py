@@ -2,10 +2,12 @@
 
 Under ``torchrun --nproc_per_node N examples/train_video_uda.py ...`` every process
 trains a DDP replica of the student on its share of each global batch
-(``--batch`` clips per domain *per process*), keeps its own EMA teacher (equal
-on every process, because DDP keeps the students equal), all-reduces the
-prototype statistics (the aggregators do that themselves), evaluates its share
-of the val split and sums the confusion matrices; only rank 0 writes files.
+(``--batch`` clips per domain *per process*; ``method.distribute`` wraps the
+student pass in DDP), keeps its own EMA teacher (equal on every process,
+because DDP keeps the students equal), all-reduces the prototype, class-balance
+and distribution statistics (the method's modules do that themselves),
+evaluates its share of the val split and sums the confusion matrices; only
+rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def setup(device: str) -> tuple[int, int, torch.device, bool]:
@@ -50,13 +52,6 @@ def any_true(flags: Tensor) -> Tensor:
     return flags
 
 
-def sum_all(t: Tensor) -> Tensor:
-    """Sum ``t`` over processes in place and return it (identity with one process)."""
-    if world() > 1:
-        dist.all_reduce(t)
-    return t
-
-
 def mean_logs(logs: dict[str, Tensor]) -> dict[str, Tensor]:
     """Average every logged quantity over processes with one all-reduce."""
     if world() == 1 or not logs:
@@ -76,36 +71,3 @@ def gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * world()
     dist.all_gather_object(out, obj)
     return out
-
-
-class StudentPass(nn.Module):
-    """The student's whole forward in one call, so that DDP sees every use of the weights.
-
-    ``forward(clips, flows)`` is the model's own forward. With ``between`` it runs
-    ``model.shallow(clips)``, passes the shallow features through ``between``
-    (the feature mix) and returns ``model.deep(between(shallow), flows)``.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, clips: Tensor, flows: Tensor | None = None, between: Any = None) -> Any:
-        if between is None:
-            return self.model(clips, flows)
-        return self.model.deep(between(self.model.shallow(clips)), flows)
-
-
-def wrap(model: nn.Module, device: torch.device, all_used: bool = True) -> nn.Module:
-    """``StudentPass(model)``, inside DDP when more than one process runs.
-
-    ``all_used=False`` when some weights take no part in the loss (the flow
-    fusion of a run without flow)."""
-    net: nn.Module = StudentPass(model)
-    if world() > 1:
-        net = nn.parallel.DistributedDataParallel(
-            net,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=not all_used,
-        )
-    return net

@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from uda_data import colorize, val_batches
+from uda_data import colorize
+
+from dastc.methods import LastMix
 
 
 def _plt() -> Any:
@@ -29,15 +31,15 @@ def _overlay(x: Tensor, label: Tensor, k: int, alpha: float = 0.5) -> Any:
     return (_img(x) * (1 - alpha) + col.numpy() * alpha).clip(0, 1)
 
 
-def mix_figure(batch: dict[str, Any], k: int, path: Path) -> None:
+def mix_figure(last: LastMix, k: int, path: Path) -> None:
     """Rows: source + label, target + pseudo-label, S→T mixed + label, T→S mixed + label,
     and both masks; columns: frames of the first clip."""
     plt = _plt()
-    mix = batch["mix"]
-    T = batch["xs"].shape[1]
+    mix = last.mix
+    T = last.source_clip.shape[1]
     rows = [
-        ("source clip + label", batch["xs"][0], batch["ys"][0]),
-        ("target clip + pseudo-label", batch["xt"][0], batch["yt"][0]),
+        ("source clip + label", last.source_clip[0], last.source_label[0]),
+        ("target clip + pseudo-label", last.target_clip[0], last.pseudo_label[0]),
         ("S→T mixed + label", mix.s2t_clip[0], mix.s2t_label[0]),
         ("T→S mixed + label", mix.t2s_clip[0], mix.t2s_label[0]),
     ]
@@ -61,25 +63,19 @@ def mix_figure(batch: dict[str, Any], k: int, path: Path) -> None:
     plt.close(fig)
 
 
-@torch.no_grad()
-def predictions_figure(tr: Any, path: Path, n: int = 4) -> None:
-    """Target val: image, label, student and teacher predictions (last frame)."""
+def predictions_figure(
+    batch: dict[str, Tensor], predictions: dict[str, Tensor], k: int, path: Path
+) -> None:
+    """Target val: image, label, and each model's prediction (last frame), a row per clip."""
     plt = _plt()
-    b = next(val_batches(tr.val_ds, n))
-    b = {key: v.to(tr.device) for key, v in b.items()}
-    flow = tr._flow(b) if tr.cfg.method != "image_dacs" else None
-    tr.student.eval()
-    ps = tr.student(b["clip"], flow)[:, -1].argmax(1)
-    pt = tr.teacher.model(b["clip"], flow)[:, -1].argmax(1)
-    tr.student.train()
-    k = tr.K
-    cols = [("target image", None), ("label", b["label"][:, -1]), ("student", ps), ("teacher", pt)]
+    n = batch["clip"].shape[0]
+    cols = [("target image", None), ("label", batch["label"][:, -1]), *predictions.items()]
     fig, axes = plt.subplots(n, len(cols), figsize=(3.2 * len(cols), 1.9 * n), squeeze=False)
-    for i in range(min(n, b["clip"].shape[0])):
+    for i in range(n):
         for j, (title, lab) in enumerate(cols):
             ax = axes[i][j]
             if lab is None:
-                ax.imshow(_img(b["clip"][i, -1]))
+                ax.imshow(_img(batch["clip"][i, -1]))
             else:
                 ax.imshow(colorize(lab[i].cpu(), k).numpy())
             ax.set_title(title, fontsize=8)
@@ -144,11 +140,16 @@ def curves_figure(
     plt.close(fig)
 
 
-def save_all_pictures(tr: Any, out: Path, iou_s: Tensor, iou_t: Tensor) -> None:
-    """Write every picture of a finished run into ``out``."""
-    if tr.last_batch:
-        mix_figure(tr.last_batch, tr.K, out / "mixed_clips.png")
-    predictions_figure(tr, out / "predictions.png")
-    title = f"{tr.cfg.method}: target val per-class IoU (student mIoU {float(iou_s.nanmean()):.1f})"
-    iou_figure(tr.class_names, iou_s, iou_t, out / "per_class_iou.png", title)
-    curves_figure(tr.history, tr.evals, tr.class_names, out / "training_curves.png")
+def save_all_pictures(
+    out: Path, *, method: str, class_names: list[str], last_mix: LastMix | None,
+    val_batch: dict[str, Tensor], predictions: dict[str, Tensor], iou_s: Tensor, iou_t: Tensor,
+    history: dict[str, list[Any]], evals: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    """Write every picture of a finished run into ``out``, from what the loop recorded."""
+    k = len(class_names)
+    if last_mix is not None:
+        mix_figure(last_mix, k, out / "mixed_clips.png")
+    predictions_figure(val_batch, predictions, k, out / "predictions.png")
+    title = f"{method}: target val per-class IoU (student mIoU {float(iou_s.nanmean()):.1f})"
+    iou_figure(class_names, iou_s, iou_t, out / "per_class_iou.png", title)
+    curves_figure(history, evals, class_names, out / "training_curves.png")

@@ -74,16 +74,17 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path: Path) -> N
             _close(x, y, f"opt.{i}.{m}", atol=1e-3 * float(x.abs().max()), rtol=1e-3)
     # Parameters: Adam divides by sqrt(v), so for an element whose gradient is ~0
     # float-rounding noise moves it by up to ~lr; allow a tenth of lr (2e-3).
-    for part in ("student", "teacher", "agg_src", "agg_tgt"):
+    for part in ("student", "method"):
         assert a[part].keys() == b[part].keys()
         for k in a[part]:
             if isinstance(a[part][k], torch.Tensor):
                 _close(a[part][k], b[part][k], f"{part}.{k}", atol=2e-4)
     # class-balance running confidences, all-reduced: equal, and moved from their start
-    _close(a["cb_conf"], b["cb_conf"], "cb_conf")
-    assert bool((a["cb_conf"] != 1).any())
+    cb = "class_balance.confidence"
+    _close(a["method"][cb], b["method"][cb], cb)
+    assert bool((a["method"][cb] != 1).any())
     # prototypes were really aggregated (not still the empty memory)
-    assert any(v.abs().sum() > 0 for k, v in a["agg_tgt"].items() if "memory" in k)
+    assert a["method"]["agg_tgt.memory"].abs().sum() > 0
     # losses (averaged over processes when logged) per iteration
     assert a["history"].keys() == b["history"].keys()
     for k in ("loss", "src", "align", "pl_conf", "pl_hist"):

@@ -13,7 +13,7 @@ sys.path.insert(0, str(EXAMPLES))
 
 from temporal_fusion import TemporalFusion  # noqa: E402
 from tiny_segmenter import TinySegmenter  # noqa: E402
-from uda_training import Config, build_model  # noqa: E402
+from uda_config import Config, build_model  # noqa: E402
 
 
 def _reference_fusion(logits, flow, weight, bias):

@@ -18,7 +18,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
 from train_video_uda import main, parse_args  # noqa: E402
-from uda_training import Config, Trainer, train  # noqa: E402
+from uda_config import Config  # noqa: E402
+from uda_training import Run, train  # noqa: E402
 
 # A tiny data set and schedule shared by every test here.
 SMALL = ["--batch", "2", "--size", "32", "64", "--train-clips", "4", "--val-clips", "2",
@@ -55,7 +56,8 @@ def test_each_method_trains_and_writes_results(tmp_path, method):
 
 def test_ablation_flags_reach_the_config():
     cfg, out, _, _ = parse_args(["--no-align", "--no-feature-mix", "--no-t2s", "--shift", "blur=0"])
-    assert not cfg.align and not cfg.feature_mix and not cfg.t2s and cfg.s2t and cfg.clip_mix
+    m = cfg.method_config
+    assert not m.align and not m.feature_mix and not m.t2s and m.s2t and m.clip_mix
     assert cfg.data.shift == {"blur": 0.0}
     assert out == Path("runs") / "dastc"
     with pytest.raises(SystemExit):
@@ -65,7 +67,7 @@ def test_ablation_flags_reach_the_config():
 def _cfg(**kw) -> Config:
     cfg, _, _, _ = parse_args([*SMALL, "--ckpt-every", "100"])
     for k, v in kw.items():
-        setattr(cfg, k, v)
+        setattr(cfg.method_config if hasattr(cfg.method_config, k) else cfg, k, v)
     return cfg
 
 
@@ -84,21 +86,27 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, opts):
     a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)
     assert a["iteration"] == b["iteration"] == 4
-    for key in ("student", "teacher", "agg_src", "agg_tgt"):
+    for key in ("student", "method"):  # the method: teacher, memories, running statistics
         for name, t in a[key].items():
             if isinstance(t, torch.Tensor):
                 assert torch.equal(t, b[key][name]), (key, name)
+    assert a["method"]["_extra_state"]["iteration"] == 4
+    assert torch.equal(
+        a["method"]["_extra_state"]["generator"], b["method"]["_extra_state"]["generator"]
+    )
     assert a["history"]["loss"] == b["history"]["loss"]
-    assert torch.equal(a["cb_conf"], b["cb_conf"])
-    assert opts.get("class_balance", True) == bool((a["cb_conf"] != 1).any())
+    cb = "class_balance.confidence"
+    assert torch.equal(a["method"][cb], b["method"][cb])
+    assert opts.get("class_balance", True) == bool((a["method"][cb] != 1).any())
 
 
 def test_checkpoint_of_other_config_is_refused(tmp_path):
     train(_cfg(iters=1), tmp_path / "a", progress=False)
-    other = _cfg(iters=2, width=16)
-    tr = Trainer(other, tmp_path / "b")
+    import uda_checkpoint
+
+    run = Run(_cfg(iters=2, width=16), torch.device("cpu"))
     with pytest.raises(SystemExit, match="width"):
-        tr.load(tmp_path / "a" / "checkpoint.pt")
+        uda_checkpoint.load(run, tmp_path / "a" / "checkpoint.pt")
 
 
 def test_predict_on_a_folder(tmp_path):
@@ -141,31 +149,32 @@ def test_main_command_short_budget(tmp_path):
 
 @pytest.mark.parametrize("policy", ["stop", "skip"])
 def test_non_finite_loss_stops_or_skips(tmp_path, monkeypatch, policy):
-    import uda_training
+    from dastc.methods import DASTC, StepOutput
 
-    real_step, real_undo = uda_training.Trainer.step, uda_training.Trainer.undo_memory
+    real_forward, real_skip = DASTC.forward, DASTC.skip_step
     seen = {}
 
-    def memory(tr):
-        return {k: v.clone() for k, v in tr.agg_tgt.state_dict().items()}
+    def running(m):  # every running statistic the step changes
+        return {k: v.clone() for k, v in m.state_dict().items()
+                if k.startswith(("agg_", "class_balance"))}  # fmt: skip
 
-    def step(self, bs, bt):
+    def forward(self, source, target):
         if self.iteration == 2:
-            seen["before"] = memory(self)
-        logs = real_step(self, bs, bt)
+            seen["before"] = running(self)
+        out = real_forward(self, source, target)
         if self.iteration == 2:  # the third iteration's loss is NaN
             seen["changed"] = any(
-                not torch.equal(v, seen["before"][k]) for k, v in memory(self).items()
+                not torch.equal(v, seen["before"][k]) for k, v in running(self).items()
             )
-            logs["loss"] = torch.tensor(float("nan"))
-        return logs
+            return StepOutput(out.loss * float("nan"), out.logs)
+        return out
 
-    def undo(self):
-        real_undo(self)
-        seen["after"] = memory(self)
+    def skip(self):
+        real_skip(self)
+        seen["after"] = running(self)
 
-    monkeypatch.setattr(uda_training.Trainer, "step", step)
-    monkeypatch.setattr(uda_training.Trainer, "undo_memory", undo)
+    monkeypatch.setattr(DASTC, "forward", forward)
+    monkeypatch.setattr(DASTC, "skip_step", skip)
     cfg = _cfg(iters=4, ckpt_every=1, on_nan=policy)
     if policy == "stop":
         with pytest.raises(FloatingPointError, match=r"iteration 2.*last good checkpoint"):
@@ -176,7 +185,7 @@ def test_non_finite_loss_stops_or_skips(tmp_path, monkeypatch, policy):
         res = train(cfg, tmp_path / "run", progress=False)
         assert res["iters"] == 4 and math.isfinite(res["miou"])
         assert "non-finite loss" in (tmp_path / "run" / "log.txt").read_text()
-        # the skipped step's prototypes left the memory as it was
+        # the skipped step's prototypes and class-balance statistics were put back
         assert seen["changed"]
         assert all(torch.equal(v, seen["before"][k]) for k, v in seen["after"].items())
 
@@ -219,21 +228,15 @@ def test_adaptation_options_train_and_reach_the_config(tmp_path):
              "--no-class-balance"]  # fmt: skip
     res = main(["--out", str(out), *TINY, *extra])
     cfg = res["config"]
-    assert (cfg["hue_jitter"], cfg["rare_below"]) == (0.1, 0.05)
-    assert cfg["pseudo_weight"] == "pixel" and not cfg["class_balance"]
+    assert (cfg["method_config"]["hue_jitter"], cfg["rare_below"]) == (0.1, 0.05)
+    assert cfg["method_config"]["pseudo_weight"] == "pixel"
+    assert not cfg["method_config"]["class_balance"]
     assert math.isfinite(res["miou"])
 
 
-def test_hue_rotation_and_rare_classes():
-    from uda_training import _hue_rotation, rare_classes
+def test_rare_classes():
+    from uda_data import rare_classes
 
-    angle = torch.tensor([0.0, 0.7, -2.0, math.pi])
-    r = _hue_rotation(angle)
-    torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3).expand(4, 3, 3))
-    torch.testing.assert_close(r @ torch.ones(3), torch.ones(4, 3))  # grey stays grey
-    torch.testing.assert_close(r[0], torch.eye(3))
-    red = r[3] @ torch.tensor([1.0, 0.0, 0.0])  # half a turn: red -> its complement's hue
-    assert float(red[0]) < float(red[1]) and float(red[1]) == pytest.approx(float(red[2]), abs=1e-6)
     # class 2 holds 1 pixel in 100, class 1 none at all (not "rare": absent), 255 ignored
     y = torch.zeros(10, 10, dtype=torch.long)
     y[0, 0], y[0, 1:4] = 2, 255
@@ -243,24 +246,21 @@ def test_hue_rotation_and_rare_classes():
     assert rare_classes(ds, 3, 0.0) == []
 
 
-def test_balance_classes_against_a_loop():
-    from uda_training import balance_classes
+def test_method_options_come_from_method_config():
+    """Every MethodConfig field with help is an option, with the field's default."""
+    from dataclasses import fields
 
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 2, 4, 5, 6, generator=g) * 3
-    logits[:, :, 3] -= 10  # class 3 is never the argmax
-    running = torch.tensor([0.9, 0.8, 0.5, 0.7])
-    expect_run = running.clone()
-    p = logits.softmax(2)
-    conf, lab = p.max(2)
-    for k in range(4):  # plain per-class mean confidence of the pixels labelled k
-        sel = lab == k
-        if sel.any():
-            expect_run[k] = 0.9 * expect_run[k] + 0.1 * conf[sel].mean()
-    out = balance_classes(logits, running, momentum=0.9)
-    torch.testing.assert_close(running, expect_run)
-    assert running[3] == 0.7  # absent class keeps its value
-    torch.testing.assert_close(out, (p / expect_run.view(1, 1, 4, 1, 1)).log())
-    # a low-confidence class wins pixels it loses under the plain argmax
-    two = torch.tensor([0.55, 0.45]).log().view(1, 1, 2, 1, 1)
-    assert balance_classes(two, torch.tensor([0.99, 0.6])).argmax(2).item() == 1
+    from dastc.methods import MethodConfig
+
+    cfg, _, _, _ = parse_args([])
+    assert cfg.method_config == MethodConfig()
+    argv = ["--ema", "0.9", "--align-kind", "mmd", "--no-class-balance", "--dist-align",
+            "--no-align-memory", "--adapt-start", "7"]  # fmt: skip
+    cfg, _, _, _ = parse_args(argv)
+    m = cfg.method_config
+    assert (m.ema, m.align_kind, m.class_balance, m.dist_align, m.align_memory, m.adapt_start) == (
+        0.9, "mmd", False, True, False, 7)  # fmt: skip
+    helped = [f.name for f in fields(MethodConfig) if "help" in f.metadata]
+    assert len(helped) >= 20
+    with pytest.raises(SystemExit):
+        parse_args(["--pseudo-threshold", "1.5"])  # MethodConfig's check, as a usage error

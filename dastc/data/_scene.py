@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dastc.functional.augment import hue_rotation
+
 ROAD, SIDEWALK, BUILDING, VEGETATION, SKY, POLE, SIGN, PERSON, CAR = range(9)
 NUM_CLASSES = 9
 CLASSES = (
@@ -534,14 +536,9 @@ def _sprite_cover(kind: int, shape: Tensor, u: Tensor, v: Tensor) -> Tensor:
 
 
 def _hue_matrices(angles_deg: Tensor) -> Tensor:
-    """Rotations of RGB about the grey axis, ``(K,) degrees -> (K, 3, 3)``."""
-    th = angles_deg * (math.pi / 180)
-    c = torch.cos(th)[:, None, None]
-    s = torch.sin(th)[:, None, None]
-    k = torch.full((3,), 1 / math.sqrt(3))
-    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    outer = torch.outer(k, k)
-    return c * torch.eye(3) + s * cross + (1 - c) * outer
+    """Rotations of RGB about the grey axis, ``(K,) degrees -> (K, 3, 3)`` (the same
+    rotation as the strong augmentation's hue jitter)."""
+    return hue_rotation(angles_deg * (math.pi / 180))
 
 
 def class_hue_angles(hue: float, seed: int) -> Tensor:

@@ -32,10 +32,24 @@ from dastc.data.labelmaps import IGNORE_INDEX
 from dastc.data.synthia_seq import SynthiaSeq
 from dastc.data.viper import VIPER
 
-__all__ = ["DATASETS", "CheckReport", "build_dataset", "check_dataset", "main"]
+__all__ = [
+    "DATASETS",
+    "VIDEO_SOURCES",
+    "VIDEO_TARGETS",
+    "CheckReport",
+    "build_dataset",
+    "check_dataset",
+    "main",
+]
 
 DATASETS = ("viper", "synthia_seq", "cityscapes_seq", "gta5", "cityscapes")
-"""Dataset names the check knows."""
+"""Dataset names: the one registry that the check, the example's command line and the tests use."""
+
+VIDEO_SOURCES = ("viper", "synthia_seq")
+"""The labelled (synthetic) video datasets a video UDA run adapts from."""
+
+VIDEO_TARGETS = ("cityscapes_seq",)
+"""The real video datasets a video UDA run adapts to."""
 
 _VIDEO = ("viper", "synthia_seq", "cityscapes_seq")
 _HAS_SPLIT = ("viper", "cityscapes_seq", "cityscapes")
@@ -51,6 +65,7 @@ def build_dataset(
     flow_root: str | Path | None = None,
     clip_len: int | None = None,
     protocol: str | None = None,
+    size: tuple[int, int] | None = None,
 ) -> _LabelledFrames:
     """Build the reader ``name`` with the options that apply to it.
 
@@ -61,6 +76,7 @@ def build_dataset(
         flow_root: flow folder, for the video datasets.
         clip_len: frames per clip, for the video datasets (default 2).
         protocol: the label protocol, for SYNTHIA-Seq and Cityscapes(-Seq).
+        size: ``(H, W)`` to resize to (default: the stored size).
 
     Returns:
         The dataset.
@@ -82,14 +98,14 @@ def build_dataset(
     split_ = split if split is not None else "train"
     t = clip_len if clip_len is not None else 2
     if name == "viper":
-        return VIPER(root, split_, t, flow_root)
+        return VIPER(root, split_, t, flow_root, size=size)
     if name == "synthia_seq":
-        return SynthiaSeq(root, t, flow_root, protocol=protocol or "12")
+        return SynthiaSeq(root, t, flow_root, size=size, protocol=protocol or "12")
     if name == "cityscapes_seq":
-        return CityscapesSeq(root, split_, t, flow_root, protocol=protocol or "viper")
+        return CityscapesSeq(root, split_, t, flow_root, size=size, protocol=protocol or "viper")
     if name == "gta5":
-        return GTA5(root)
-    return Cityscapes(root, split_, protocol=protocol or "19")
+        return GTA5(root, size=size)
+    return Cityscapes(root, split_, size=size, protocol=protocol or "19")
 
 
 @dataclass

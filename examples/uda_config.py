@@ -1,0 +1,97 @@
+"""What defines a run of the UDA example, and the models it can train.
+
+:class:`Config` holds the program's settings (data, model, schedule, files) and,
+in ``method_config``, the method's own knobs (:class:`dastc.methods.MethodConfig`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+from uda_data import DataSpec
+
+from dastc.methods import METHODS, MethodConfig
+
+
+@dataclass
+class Config:
+    """Everything that defines a run; saved in results.json and in checkpoints."""
+
+    method: str = "dastc"
+    method_config: MethodConfig = field(default_factory=MethodConfig)
+    iters: int = 1200
+    batch: int = 4
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    rare_below: float = 0.0
+    model: str = "tiny"
+    model_weights: str | None = None
+    width: int = 32
+    data: DataSpec = field(default_factory=DataSpec)
+    seed: int = 0
+    eval_every: int = 300
+    log_every: int = 25
+    ckpt_every: int = 300
+    on_nan: str = "stop"
+    threads: int = 0
+    device: str = "cpu"
+    render_workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method: expected one of {list(METHODS)}, got {self.method!r}")
+        if isinstance(self.data, dict):
+            d = dict(self.data)
+            d["size"] = tuple(d["size"])
+            self.data = DataSpec(**d)
+        if isinstance(self.method_config, dict):
+            self.method_config = MethodConfig(**self.method_config)
+
+    @property
+    def adapts(self) -> bool:
+        return METHODS[self.method].adapts
+
+
+def build_model(cfg: Config, num_classes: int, init_weights: bool = True) -> nn.Module:
+    """The example's segmenter: ``--model tiny`` (the built-in temporal model) or
+    ``--model smp:<arch>:<encoder>`` (a segmentation-models-pytorch model; see
+    ``smp_segmenter.py``), initialised from ``cfg.model_weights`` when
+    ``init_weights`` (a run restored from a checkpoint does not need them).
+
+    Any :class:`dastc.methods.TwoStageSegmenter` can be dropped in here:
+    ``forward(clip, flow_prev=None)``, ``shallow(clip)`` and
+    ``deep(shallow_feats, flow_prev=None) -> (deep_feats, logits)``, plus a
+    ``deep_channels`` attribute.
+    """
+    if cfg.model == "tiny":
+        from tiny_segmenter import TinySegmenter
+
+        if cfg.model_weights is not None:
+            raise SystemExit("--model-weights: only for --model smp:<arch>:<encoder>")
+        w = cfg.width
+        return TinySegmenter(num_classes, widths=(w // 2, w, 2 * w), deep_channels=3 * w // 2)
+    if cfg.model.startswith("smp:"):
+        from smp_segmenter import SmpSegmenter, parse_smp_name
+
+        try:
+            arch, encoder = parse_smp_name(cfg.model)
+            weights = cfg.model_weights if init_weights else None
+            # frozen encoder BatchNorm whenever pretrained weights are (or were) loaded
+            model: Any = SmpSegmenter(
+                arch, encoder, num_classes, weights, freeze_bn=cfg.model_weights is not None
+            )
+        except (ImportError, ValueError) as e:
+            raise SystemExit(f"--model {cfg.model}: {e}") from e
+        h, w = cfg.data.size
+        if h % model.output_stride or w % model.output_stride:
+            raise SystemExit(
+                f"--size: {cfg.model} needs a height and width divisible by "
+                f"{model.output_stride}, got {h} {w}"
+            )
+        return model  # type: ignore[no-any-return]
+    raise SystemExit(
+        f"--model: expected 'tiny' or 'smp:<arch>:<encoder>' (see build_model for adding "
+        f"your own), got {cfg.model!r}"
+    )
