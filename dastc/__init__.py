@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 
 from dastc import functional
 from dastc._validate import set_value_checks, value_checks
+from dastc.class_balance import ClassBalance
+from dastc.distribution_alignment import DistributionAlignment
 
 # --- imports (one block per module; keep sorted by module) ---
 from dastc.functional.class_mix import ClipMixOutput
@@ -24,6 +26,8 @@ from dastc.teacher import EMATeacher
 
 __all__ = [
     "BidirectionalClipMix",
+    "ClassBalance",
+    "DistributionAlignment",
     "ClipMixOutput",
     "ConfusionMatrix",
     "EMATeacher",

@@ -8,8 +8,11 @@ clips (rank 5), runs on the device and dtype of its inputs, and compiles with
 # --- imports (one block per module; keep sorted by module) ---
 from dastc.flow import flow_validity, occlusion_mask, warp
 from dastc.functional.alignment import prototype_infonce, prototype_mmd
+from dastc.functional.augment import hue_rotation, strong_augment
+from dastc.functional.class_balance import class_balanced_scores, class_confidence_stats
 from dastc.functional.class_mix import ClipMixOutput, bidirectional_clip_mix, sample_class_masks
 from dastc.functional.cross_entropy import weighted_cross_entropy
+from dastc.functional.distribution_alignment import align_distribution, class_distribution_stats
 from dastc.functional.feature_mix import resize_mask, shallow_feature_mix
 from dastc.functional.prototypes import (
     Prototypes,
@@ -27,6 +30,12 @@ __all__: list[str] = [
     "PseudoLabel",
     "Prototypes",
     "adaptive_weights",
+    "align_distribution",
+    "class_balanced_scores",
+    "class_confidence_stats",
+    "class_distribution_stats",
+    "hue_rotation",
+    "strong_augment",
     "class_prototypes",
     "class_sums",
     "confidence_weights",
