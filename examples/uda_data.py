@@ -66,7 +66,7 @@ class CachedDataset(Dataset[Item]):
         if not todo:
             return
         loader: DataLoader[Item] = DataLoader(
-            _Subset(self.base, todo), batch_size=None, num_workers=workers
+            Subset(self.base, todo), batch_size=None, num_workers=workers
         )
         bar = _bar(len(todo), desc)
         for i, item in zip(todo, loader, strict=True):
@@ -85,7 +85,9 @@ class CachedDataset(Dataset[Item]):
         return hit
 
 
-class _Subset(Dataset[Item]):
+class Subset(Dataset[Item]):
+    """The items ``indices`` of ``base``, in that order."""
+
     def __init__(self, base: Dataset[Item], indices: list[int]) -> None:
         self.base, self.indices = base, indices
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
-from uda_data import _Subset, val_batches
+from uda_data import Subset, val_batches
 
 import dastc
 
@@ -40,7 +40,7 @@ def evaluate(
     cm = dastc.ConfusionMatrix(num_classes, device=device)
     ds, n = val_ds, len(val_ds)  # type: ignore[arg-type]
     if max_batches is not None and max_batches * batch < n:
-        ds = _Subset(ds, list(range(max_batches * batch)))
+        ds = Subset(ds, list(range(max_batches * batch)))
     for b in val_batches(ds, batch, rank, world):
         b = {k: v.to(device) for k, v in b.items()}
         logits = model(b["clip"], flow_for(b))

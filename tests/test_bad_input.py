@@ -23,7 +23,9 @@ from torch import Tensor, nn
 import dastc
 from dastc import (
     BidirectionalClipMix,
+    ClassBalance,
     ConfusionMatrix,
+    DistributionAlignment,
     EMATeacher,
     IntraInterClassAlignmentLoss,
     Prototypes,
@@ -36,12 +38,17 @@ from dastc import (
 from dastc.data import VIPER, Shift, SyntheticDrivingClips
 from dastc.functional import (
     adaptive_weights,
+    align_distribution,
     bidirectional_clip_mix,
+    class_balanced_scores,
+    class_confidence_stats,
+    class_distribution_stats,
     class_prototypes,
     class_sums,
     confidence_weights,
     flow_validity,
     frame_reliability,
+    hue_rotation,
     occlusion_mask,
     prototype_infonce,
     prototype_mmd,
@@ -50,6 +57,7 @@ from dastc.functional import (
     resize_mask,
     sample_class_masks,
     shallow_feature_mix,
+    strong_augment,
     temporal_pseudo_label,
     warp,
     weighted_cross_entropy,
@@ -240,6 +248,22 @@ class Case:
     @property
     def pattern(self) -> str:
         return self.match if self.match is not None else f"^{re.escape(self.arg)}:"
+
+
+def class_balance_module(num_classes: int = K, **kw: Any) -> Tensor:
+    return ClassBalance(num_classes)(**kw)
+
+
+def dist_align_module(num_classes: int = K, **kw: Any) -> Tensor:
+    return DistributionAlignment(num_classes)(**kw)
+
+
+def augment_kw(**kw: Any) -> Kwargs:
+    return {"clip": torch.rand(B, T, 3, H, W), "generator": _g(), **kw}
+
+
+def dist_kw(**kw: Any) -> Kwargs:
+    return {"logits": torch.randn(B, T, K, H, W), "source_labels": labels(B, T), **kw}
 
 
 CASES: list[Case] = [
@@ -630,6 +654,49 @@ CASES: list[Case] = [
     Case("Shift-hue-nan", Shift, lambda: dict(hue=NAN), ValueError, "hue"),
     Case("VIPER-clip_len", viper, lambda: dict(clip_len=0), ValueError, "clip_len"),
     Case("VIPER-size", viper, lambda: dict(size=(0, 64)), ValueError, "size"),
+    Case("strong_augment-clip-long", strong_augment,
+         lambda: augment_kw(clip=torch.ones(B, T, 3, H, W, dtype=torch.long)), TypeError, "clip"),
+    Case("strong_augment-clip-4ch", strong_augment,
+         lambda: augment_kw(clip=torch.rand(B, T, 4, H, W)), ValueError, "clip"),
+    Case("strong_augment-clip-2px", strong_augment,
+         lambda: augment_kw(clip=torch.rand(B, T, 3, 2, W)), ValueError, "clip"),
+    Case("strong_augment-hue-negative", strong_augment,
+         lambda: augment_kw(hue=-0.1), ValueError, "hue"),
+    Case("strong_augment-p_jitter", strong_augment,
+         lambda: augment_kw(p_jitter=1.5), ValueError, "p_jitter"),
+    Case("strong_augment-p_blur", strong_augment,
+         lambda: augment_kw(p_blur=-0.5), ValueError, "p_blur"),
+    Case("hue_rotation-angle-2d", hue_rotation,
+         lambda: dict(angle=torch.zeros(2, 2)), ValueError, "angle"),
+    Case("hue_rotation-angle-long", hue_rotation,
+         lambda: dict(angle=torch.zeros(2, dtype=torch.long)), TypeError, "angle"),
+    Case("class_confidence_stats-logits-long", class_confidence_stats,
+         lambda: dict(logits=torch.ones(B, K, H, W, dtype=torch.long)), TypeError, "logits"),
+    Case("class_confidence_stats-logits-rank3", class_confidence_stats,
+         lambda: dict(logits=torch.randn(K, H, W)), ValueError, "logits"),
+    Case("class_balanced_scores-confidence-K", class_balanced_scores,
+         lambda: dict(logits=torch.randn(B, T, K, H, W), class_confidence=torch.ones(K + 1)),
+         ValueError, "class_confidence"),
+    Case("ClassBalance-num_classes", ClassBalance, lambda: dict(num_classes=0),
+         ValueError, "num_classes"),
+    Case("ClassBalance-momentum", ClassBalance, lambda: dict(num_classes=K, momentum=1.5),
+         ValueError, "momentum"),
+    Case("ClassBalance-logits-K", class_balance_module,
+         lambda: dict(logits=torch.randn(B, T, K + 1, H, W)), ValueError, "logits"),
+    Case("class_distribution_stats-labels-float", class_distribution_stats,
+         lambda: dist_kw(source_labels=torch.zeros(B, T, H, W)), TypeError, "source_labels"),
+    Case("class_distribution_stats-logits-rank3", class_distribution_stats,
+         lambda: dist_kw(logits=torch.randn(K, H, W)), ValueError, "logits"),
+    Case("align_distribution-prior-K", align_distribution,
+         lambda: dict(logits=torch.randn(B, K, H, W), source_prior=torch.ones(K + 1),
+                      target_prior=torch.ones(K)), ValueError, "source_prior"),
+    Case("align_distribution-prior-long", align_distribution,
+         lambda: dict(logits=torch.randn(B, K, H, W), source_prior=torch.ones(K),
+                      target_prior=torch.ones(K, dtype=torch.long)), TypeError, "target_prior"),
+    Case("DistributionAlignment-momentum", DistributionAlignment,
+         lambda: dict(num_classes=K, momentum=-0.1), ValueError, "momentum"),
+    Case("DistributionAlignment-logits-K", dist_align_module,
+         lambda: dist_kw(logits=torch.randn(B, T, K + 1, H, W)), ValueError, "logits"),
     Case("VIPER-root-missing", viper, lambda: {}, FileNotFoundError, "root",
          match=r"no such directory \(expected the VIPER root"),
 ]  # fmt: skip
@@ -656,6 +723,8 @@ def test_matrix_is_well_formed() -> None:
         "teacher_pseudo_label": "EMATeacher",
         "cm_update": "ConfusionMatrix",
         "viper": "VIPER",
+        "class_balance_module": "ClassBalance",
+        "dist_align_module": "DistributionAlignment",
     }
     covered |= {adapters[n] for n in covered if n in adapters}
     not_callable_with_tensors = {

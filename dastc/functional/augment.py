@@ -72,20 +72,23 @@ def strong_augment(
     Per clip ``b`` (drawn once, applied to every frame): with probability
     ``p_jitter``, brightness, contrast and saturation factors uniform in
     [0.8, 1.2] and, with ``hue > 0``, a rotation about the grey axis by up to
-    ``hue`` of a turn (DACS uses 0.1: ±36 degrees); with probability ``p_blur``,
+    ``hue`` of a turn (DACS uses 0.1: ±36 degrees; the contrast pivots on each
+    frame's mean grey); with probability ``p_blur``,
     a separable 5-tap Gaussian blur with sigma uniform in [0.15, 1.15]
     (reflect padding). The result is clamped to [0, 1].
 
     Args:
         clip: float ``(B, T, 3, H, W)`` or ``(B, 3, H, W)`` in [0, 1].
         generator: the random draws (``None``: torch's global generator); on
-            ``clip``'s device.
+            ``clip``'s device. ``torch.compile`` takes no generator argument:
+            compile with ``generator=None``.
         p_jitter: probability of the colour jitter, in [0, 1].
         hue: hue range in turns, ``>= 0`` (0: no hue rotation and no draw for it).
         p_blur: probability of the blur, in [0, 1].
 
     Returns:
-        The augmented clip, the shape and dtype of ``clip``.
+        The augmented clip, the shape and dtype of ``clip`` (float16/bfloat16
+        are computed in float32).
 
     Raises:
         TypeError: ``clip`` is not a float tensor.
@@ -112,17 +115,21 @@ def strong_augment(
 
 
 def _strong_augment(
-    clip: Tensor, g: torch.Generator | None, p_jitter: float, hue: float, p_blur: float
+    clip_in: Tensor, g: torch.Generator | None, p_jitter: float, hue: float, p_blur: float
 ) -> Tensor:
+    # half precision is computed in float32 and returned in its own dtype
+    dt = torch.float32 if clip_in.dtype in (torch.float16, torch.bfloat16) else clip_in.dtype
+    clip = clip_in.to(dt)
     B, T, C, H, W = clip.shape
     dev = clip.device
 
     def u(lo: float, hi: float) -> Tensor:
-        return (lo + (hi - lo) * torch.rand(B, generator=g, device=dev)).view(B, 1, 1, 1, 1)
+        draw = lo + (hi - lo) * torch.rand(B, generator=g, device=dev)  # float32 draws
+        return draw.to(dt).view(B, 1, 1, 1, 1)
 
     on = (torch.rand(B, generator=g, device=dev) < p_jitter).view(B, 1, 1, 1, 1)
     bright, contrast, sat = u(0.8, 1.2), u(0.8, 1.2), u(0.8, 1.2)
-    luma = torch.tensor(_LUMA, device=dev).view(1, 1, 3, 1, 1)
+    luma = torch.tensor(_LUMA, device=dev, dtype=dt).view(1, 1, 3, 1, 1)
     x = clip * bright
     grey = (x * luma).sum(2, True)
     x = (x - grey.mean((-2, -1), True)) * contrast + grey.mean((-2, -1), True)
@@ -149,4 +156,4 @@ def _strong_augment(
     y = F.conv2d(
         F.pad(y, (0, 0, r, r), mode="reflect"), kk.view(-1, 1, 2 * r + 1, 1), groups=B * T * C
     )
-    return y.view(B, T, C, H, W).clamp(0, 1)
+    return y.view(B, T, C, H, W).clamp(0, 1).to(clip_in.dtype)

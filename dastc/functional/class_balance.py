@@ -94,4 +94,4 @@ def class_balanced_scores(logits: Tensor, class_confidence: Tensor) -> Tensor:
     prob = logits.float().softmax(dim=logits.dim() - 3)
     shape = [1] * logits.dim()
     shape[-3] = K
-    return (prob / class_confidence.view(shape)).clamp(min=1e-12).log()
+    return (prob / class_confidence.float().view(shape)).clamp(min=1e-12).log()

@@ -48,7 +48,10 @@ def class_distribution_stats(logits: Tensor, source_labels: Tensor) -> Tensor:
     prob = x.float().softmax(dim=2)
     return torch.cat(
         [
-            torch.bincount(lab, minlength=K + 1)[:K].float(),  # source class counts
+            # source class counts (a scatter: bincount syncs the host on GPU)
+            torch.zeros(K + 1, dtype=torch.long, device=lab.device)
+            .scatter_add_(0, lab, torch.ones_like(lab))[:K]
+            .float(),
             prob.sum(dim=(0, 1, 3, 4)),  # target probability mass
             prob.new_tensor([prob[:, :, 0].numel()]),  # target pixels
         ]

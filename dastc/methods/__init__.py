@@ -14,7 +14,7 @@ and used the same way::
 :data:`METHODS` maps the names the example and the grid runner use to the classes.
 """
 
-from dastc.methods.base import Method, StudentPass
+from dastc.methods.base import Method
 from dastc.methods.config import MethodConfig
 from dastc.methods.contract import LastMix, StepOutput, TwoStageSegmenter
 from dastc.methods.da_stc import DASTC
@@ -39,6 +39,5 @@ __all__ = [
     "Oracle",
     "SourceOnly",
     "StepOutput",
-    "StudentPass",
     "TwoStageSegmenter",
 ]

@@ -50,6 +50,13 @@ class Method(nn.Module):
     Holds the student (not as a submodule: its weights are the user's, outside
     :meth:`state_dict`), the EMA teacher, the mixing generator and the iteration.
     Subclasses implement :meth:`loss`.
+
+    Build the method after the student is on its device: the teacher is a copy
+    of the student and the mixing generator (seeded with ``config.seed``) lives
+    on the student's device; ``.to()`` does not move the generator. The keys of
+    :meth:`state_dict` follow the config (the prototype memories ``agg_src`` /
+    ``agg_tgt`` exist only when the method aligns), so a state loads into a
+    method built with the same config.
     """
 
     name: ClassVar[str] = "method"
@@ -194,7 +201,8 @@ class Method(nn.Module):
         """Instead of :meth:`after_step` for a step whose loss was not used (not finite):
         restore the running statistics the step changed (prototype memories,
         class-balance confidences, distribution priors) and advance the iteration;
-        the teacher stays as it was."""
+        the teacher stays as it was. Under DDP, decide to skip on every process
+        alike (all-reduce a non-finite flag first): the statistics are synced."""
         for buf, saved in self._undo:
             buf.copy_(saved)
         self._undo = []

@@ -68,6 +68,11 @@ class MethodConfig:
 
     def __post_init__(self) -> None:
         self.rare_classes = tuple(int(k) for k in self.rare_classes)
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(f.default, bool) != isinstance(v, bool):
+                want = "True or False" if isinstance(f.default, bool) else "a number"
+                raise TypeError(f"{f.name}: expected {want}, got {v!r}")
         for name in ("ema", "pseudo_threshold", "class_fraction"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v <= 1):

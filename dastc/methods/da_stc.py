@@ -21,6 +21,14 @@ from dastc.prototypes import SpatioTemporalPrototypeAggregator
 __all__ = ["DASTC"]
 
 
+def _counts(label: Tensor, n: int) -> Tensor:
+    """``bincount(label, minlength=n)`` for labels in ``[0, n)``, without bincount's host sync."""
+    flat = label.flatten()
+    return torch.zeros(n, dtype=torch.long, device=label.device).scatter_add_(
+        0, flat, torch.ones_like(flat)
+    )
+
+
 class DASTC(Method):
     """DA-STC: one training step of the whole method, composed from dastc's blocks.
 
@@ -133,7 +141,7 @@ class DASTC(Method):
         if cfg.pseudo_weight == "pixel":  # only confident pixels count; the rest are ignored
             pl = pl._replace(weight=(pl.confidence > cfg.pseudo_threshold).to(pl.weight.dtype))
         logs["pl_conf"] = (pl.confidence > cfg.pseudo_threshold).float().mean()
-        logs["pl_hist"] = torch.bincount(pl.label.flatten(), minlength=K).float() / pl.label.numel()
+        logs["pl_hist"] = _counts(pl.label, K).float() / pl.label.numel()
         # 2. sequence-level bidirectional mix (+ strong augmentation, same for every frame)
         mix = self.mix(
             xs, ys, xt, pl.label, pl.weight, generator=self.generator, src_flow=fs, tgt_flow=ft
