@@ -23,7 +23,8 @@ machine description. ``train_step`` times one training step of the example's
 ``TinySegmenter`` with and without the dastc ops (see ``train_step.py``).
 
 Names for ``--only``: clip_mix, feature_mix, prototypes, prototypes_backward,
-alignment, ema_update, pseudo_label, warp, metrics, train_step.
+alignment, ema_update, pseudo_label, warp, metrics, strong_augment,
+class_balance, dist_align (these three in ``step_ops.py``), train_step.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import references as R  # noqa: E402
+import step_ops  # noqa: E402
 from _timing import Candidate, Stats, loadavg, machine_info, peak_memory, run_interleaved  # noqa: E402
 
 import dastc  # noqa: E402
@@ -65,6 +67,9 @@ OPS = (
     "pseudo_label",
     "warp",
     "metrics",
+    "strong_augment",
+    "class_balance",
+    "dist_align",
     "train_step",
 )
 IGNORE = 255
@@ -704,6 +709,9 @@ CASES: dict[str, Callable[[Ctx], None]] = {
     "pseudo_label": case_pseudo_label,
     "warp": case_warp,
     "metrics": case_metrics,
+    "strong_augment": step_ops.case_strong_augment,
+    "class_balance": step_ops.case_class_balance,
+    "dist_align": step_ops.case_dist_align,
     "train_step": case_train_step,
 }
 

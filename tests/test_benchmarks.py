@@ -125,3 +125,43 @@ def test_references_agree_with_dastc() -> None:
     torch.testing.assert_close(p.counts, counts)
     model = R.resnet101_standin(width_div=8)
     assert len(list(model.parameters())) + len(list(model.buffers())) == 626
+
+
+def test_train_step_times_the_method(tmp_path: Path) -> None:
+    """train_step.py times the example's DASTC step (quick, small clips), leaves dastc's
+    namespace as it found it, and gives the record run.py renders."""
+    added = [p for p in (str(BENCH), str(ROOT / "examples")) if p not in sys.path]
+    sys.path.insert(0, str(BENCH))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as run.py does; two threads on a busy machine thrash
+    try:
+        import train_step as TS
+
+        from dastc import functional as DF
+        from dastc.methods import da_stc
+
+        aug = da_stc.strong_augment
+        rec = TS.train_step_benchmark(
+            torch.device("cpu"), quick=True, log=lambda _: None, size=(2, 2, 32, 64, 9)
+        )
+    finally:
+        torch.set_num_threads(threads)
+        for p in added:
+            if p in sys.path:
+                sys.path.remove(p)
+    assert da_stc.DF is DF and da_stc.strong_augment is aug
+    assert list(rec["dastc_ops_ms"]) == list(TS.OPS)
+    assert all(v > 0 for v in rec["dastc_ops_ms"].values()), rec["dastc_ops_ms"]
+    assert rec["runs"] == 3 and rec["ms_full"] > 0 and rec["ms_identity"] > 0
+    assert rec["share_timed_ops"] == pytest.approx(rec["ms_dastc_ops"] / rec["ms_full"], abs=1e-3)
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps({"meta": {}, "records": [rec]}))
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--render", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "Training step (example DASTC step" in proc.stdout
+    assert "dastc ops timed inside the full step" in proc.stdout
