@@ -13,6 +13,11 @@ this extension rewrites, in every docstring of the package:
   inline code otherwise (``~`` keeps only the last name, as in Sphinx);
 * a paragraph ending in ``::`` (a literal block follows) to one ending in ``:``.
 
+It also shows the default of a dataclass field declared through one of dastc's
+``field`` helpers (``_knob(default, help)`` in ``dastc.methods.config``) as that
+default, not as the helper call, in the attribute and in the generated
+``__init__`` signature.
+
 The docstrings themselves are left unchanged; only their rendering is affected.
 """
 
@@ -28,6 +33,8 @@ _ROLE = re.compile(r":(?:py:)?(class|func|meth|attr|data|mod|exc|obj):`(~?)([^`]
 _MATH_ROLE = re.compile(r":math:`([^`]+)`")
 _EXAMPLE = re.compile(r"^(\s*)Example:\s*$", re.MULTILINE)
 _LITERAL = re.compile(r"(\S)::[ \t]*$", re.MULTILINE)
+# helpers returning ``dataclasses.field(default=<first argument>, metadata=...)``
+_FIELD_HELPERS = {"dastc.methods.config._knob"}
 
 
 def _math_blocks(text: str) -> str:
@@ -78,9 +85,27 @@ class RstToMarkdown(griffe.Extension):
         seen.add(obj.path)
         if obj.docstring is not None:
             obj.docstring.value = self._convert(obj.docstring.value, obj)
+        if obj.is_attribute:
+            self._field_default(obj)  # type: ignore[arg-type]
         for member in obj.members.values():
             if not member.is_alias:
                 self._walk(member, seen)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _field_default(attr: griffe.Attribute) -> None:
+        """``x: T = _knob(default, help)`` -> ``x: T = default``.
+
+        Runs before griffe's dataclasses extension (user extensions come first),
+        which then builds the ``__init__`` signature from the rewritten value.
+        """
+        value = attr.value
+        if (
+            isinstance(value, griffe.ExprCall)
+            and value.canonical_path in _FIELD_HELPERS
+            and value.arguments
+            and not isinstance(value.arguments[0], griffe.ExprKeyword)
+        ):
+            attr.value = value.arguments[0]
 
     def _convert(self, text: str, obj: griffe.Object) -> str:
         text = _EXAMPLE.sub(r"\1Examples:", text)

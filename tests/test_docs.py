@@ -1,11 +1,15 @@
 """The documentation's code stays true: snippets run, names exist, every public name is documented.
 
 * Each ``docs/snippets/*.py`` (included into the guides with pymdownx.snippets) runs
-  here at small sizes; the Lightning one only when ``lightning`` is installed.
+  here at small sizes; the Lightning ones only when ``lightning`` is installed (the
+  ``dev`` extra installs it, so CI runs them).
 * The README's "Using a block in your own loop" block parses and uses only names
-  and attributes that exist in dastc.
+  and attributes that exist in dastc; so does its "The whole method" block.
+* The knobs table of the whole-method guide lists every ``MethodConfig`` field
+  with its default and help text.
 * The API pages (``docs/api/*.md``) have a ``:::`` entry for every name in the
-  ``__all__`` of dastc, dastc.functional, dastc.metrics, dastc.data and dastc.typing.
+  ``__all__`` of dastc, dastc.functional, dastc.methods, dastc.metrics, dastc.data
+  and dastc.typing.
 * Marked slow: the strict ``mkdocs build`` (when mkdocs is installed), the
   DDP snippet under ``torchrun`` with two processes, and the figure script.
 """
@@ -16,6 +20,7 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import re
 import runpy
@@ -24,6 +29,7 @@ import subprocess
 import sys
 import typing
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +39,22 @@ import torch
 import dastc
 import dastc.data
 import dastc.functional
+import dastc.methods
 import dastc.metrics
 import dastc.typing
+from dastc.methods import DASTC, MethodConfig, StepOutput
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 SNIPPETS = DOCS / "snippets"
-PUBLIC_MODULES = (dastc, dastc.functional, dastc.metrics, dastc.data, dastc.typing)
+PUBLIC_MODULES = (
+    dastc,
+    dastc.functional,
+    dastc.methods,
+    dastc.metrics,
+    dastc.data,
+    dastc.typing,
+)
 
 
 # ---------------------------------------------------------------------------- snippets
@@ -71,6 +86,30 @@ def test_snippet_own_loop(run_snippet: Any) -> None:
     out = run_snippet("own_loop.py")
     miou = _number(r"target mIoU of the teacher after 10 steps: ([\d.]+)", out)
     assert 0.0 <= miou <= 100.0
+
+
+_FLOAT = r"(-?[\d.]+|nan|-?inf)"
+
+
+def test_snippet_method_loop(run_snippet: Any) -> None:
+    out = run_snippet("method_loop.py")
+    match = re.search(r"iteration (\d+): (.*)", out)
+    assert match is not None, f"no 'iteration N: name value, ...' line in:\n{out}"
+    assert int(match.group(1)) == 6  # every step counted (after_step or skip_step)
+    logs = dict(t.rsplit(" ", 1) for t in match.group(2).split(", "))
+    # past adapt_start, the last step adapted: every loss term of the whole method
+    assert {"loss", "src", "s2t", "t2s", "f_s2t", "f_t2s", "align", "pl_conf"} <= set(logs)
+    assert all(math.isfinite(float(v)) for v in logs.values()), logs
+
+
+def test_snippet_method_lightning(run_snippet: Any) -> None:
+    pytest.importorskip("lightning")
+    out = run_snippet("method_lightning.py")
+    match = re.search(rf"lightning: step (\d+), iteration (\d+), loss {_FLOAT}", out)
+    assert match is not None, f"no 'lightning: step N, iteration N, loss X' line in:\n{out}"
+    # max_steps optimiser steps, and after_step once after each of them
+    assert int(match.group(1)) == int(match.group(2)) == 4
+    assert math.isfinite(float(match.group(3)))
 
 
 def test_snippet_image_vs_video(run_snippet: Any) -> None:
@@ -144,12 +183,17 @@ def test_figures_are_committed_and_shown() -> None:
 
 
 # ---------------------------------------------------------------------------- README
-def _readme_loop_code() -> str:
+def _readme_code(heading: str) -> str:
+    """The first python block under ``heading`` in the README."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("## Using a block in your own loop")
+    start = text.index(f"\n{heading}\n")
     match = re.search(r"```python\n(.*?)```", text[start:], re.DOTALL)
-    assert match is not None, "no python block under 'Using a block in your own loop'"
+    assert match is not None, f"no python block under {heading!r}"
     return match.group(1)
+
+
+def _readme_loop_code() -> str:
+    return _readme_code("## Using a block in your own loop")
 
 
 def _dotted(node: ast.expr) -> list[str] | None:
@@ -231,6 +275,63 @@ def test_readme_loop_uses_existing_dastc_names() -> None:
             checked += 1
     assert {"teacher", "mix", "out", "pl"} <= set(env), f"README block not understood: {env}"
     assert checked >= 10, f"the README block checked only {checked} names; parsing went wrong"
+
+
+def test_readme_whole_method_uses_existing_names() -> None:
+    tree = ast.parse(_readme_code("## The whole method"))
+    imported = [
+        (node.module, alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+        for alias in node.names
+    ]
+    assert ("dastc.methods", "DASTC") in imported, imported
+    for module, name in imported:
+        assert hasattr(importlib.import_module(module), name), f"README: {module}.{name}"
+    knobs = {f.name for f in fields(MethodConfig)}
+    checked = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _dotted(node.func) == ["MethodConfig"]:
+            for kw in node.keywords:
+                assert kw.arg in knobs, f"README: MethodConfig has no field {kw.arg}"
+                checked += 1
+        chain = _dotted(node) if isinstance(node, ast.Attribute) else None
+        if chain is not None and chain[0] == "method":
+            assert hasattr(DASTC, chain[1]), f"README: DASTC has no {chain[1]}"
+            checked += 1
+        if chain is not None and chain[0] == "out":
+            assert chain[1] in StepOutput._fields, f"README: StepOutput has no {chain[1]}"
+            checked += 1
+    assert checked >= 3, f"the README block checked only {checked} names; parsing went wrong"
+
+
+# ---------------------------------------------------------------------------- guides
+def _knob_rows() -> dict[str, tuple[str, str, str]]:
+    """``field -> (default, option, text)`` from the whole-method guide's knobs table."""
+    text = (DOCS / "guides" / "whole-method.md").read_text(encoding="utf-8")
+    section = text[text.index("## The knobs") :]
+    rows = {}
+    for line in section.splitlines():
+        match = re.fullmatch(r"\| `(\w+)` \| `([^`]*)` \| (.*?) \| (.*) \|", line)
+        if match is not None:
+            rows[match.group(1)] = (match.group(2), match.group(3), match.group(4))
+    return rows
+
+
+def test_whole_method_guide_lists_every_knob() -> None:
+    rows = _knob_rows()
+    assert list(rows) == [f.name for f in fields(MethodConfig)], "knobs table: fields or order"
+    for f in fields(MethodConfig):
+        default, option, text = rows[f.name]
+        assert default == repr(f.default), f"knobs table: {f.name} default {default}"
+        flag = f.name.replace("_", "-")
+        if "ablation" in f.metadata:  # a component switch: --no-<name>
+            assert option == f"`--no-{flag}`", f"knobs table: {f.name} option {option}"
+            assert f.metadata["ablation"] in text, f"knobs table: {f.name} text {text!r}"
+        elif "help" in f.metadata:  # an example option generated from the field
+            on = f"--no-{flag}" if f.default is True else f"--{flag}"
+            assert option == f"`{on}`", f"knobs table: {f.name} option {option}"
+            assert f.metadata["help"] in text, f"knobs table: {f.name} text {text!r}"
 
 
 # ---------------------------------------------------------------------------- API pages
