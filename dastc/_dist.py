@@ -1,13 +1,15 @@
-"""The one collective the running statistics need: an in-place sum over processes."""
+"""Running per-class statistics summed over processes: the collective and a module base."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["distributed", "sum_over_processes"]
+from dastc._validate import check_num_classes, check_unit_interval
+
+__all__ = ["SyncedClassStats", "distributed", "sum_over_processes"]
 
 
 def distributed(sync: bool, group: Any = None) -> bool:
@@ -22,3 +24,21 @@ def sum_over_processes(t: Tensor, sync: bool = True, group: Any = None) -> Tenso
     if distributed(sync, group):
         dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
     return t
+
+
+class SyncedClassStats(nn.Module):
+    """Base of modules that keep per-class running statistics (momentum ``m``) and sum
+    each batch's statistics over the processes of ``process_group`` when ``sync``."""
+
+    def __init__(self, num_classes: int, momentum: float, process_group: Any, sync: bool) -> None:
+        super().__init__()
+        self.num_classes = check_num_classes(num_classes)
+        self.momentum = check_unit_interval(momentum, "momentum")
+        self.process_group = process_group
+        self.sync = bool(sync)
+
+    def _sum(self, stats: Tensor) -> Tensor:
+        return sum_over_processes(stats, self.sync, self.process_group)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, momentum={self.momentum}, sync={self.sync}"

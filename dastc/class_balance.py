@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from dastc._dist import sum_over_processes
-from dastc._validate import check_num_classes, check_unit_interval
+from dastc._dist import SyncedClassStats
 from dastc.functional.class_balance import class_balanced_scores, class_confidence_stats
 
 __all__ = ["ClassBalance"]
 
 
-class ClassBalance(nn.Module):
+class ClassBalance(SyncedClassStats):
     """Self-adaptive per-class thresholds for pseudo-labels (CBST-style), with running state.
 
     Holds ``confidence`` ``(K,)``: per class, a running mean (momentum ``m``) of
@@ -54,15 +53,8 @@ class ClassBalance(nn.Module):
         process_group: Any = None,
         sync: bool = True,
     ) -> None:
-        super().__init__()
-        self.num_classes = check_num_classes(num_classes)
-        self.momentum = check_unit_interval(momentum, "momentum")
-        self.process_group = process_group
-        self.sync = bool(sync)
+        super().__init__(num_classes, momentum, process_group, sync)
         self.register_buffer("confidence", torch.ones(self.num_classes))
-
-    def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, momentum={self.momentum}, sync={self.sync}"
 
     @torch.no_grad()
     def forward(self, logits: Tensor) -> Tensor:
@@ -84,7 +76,7 @@ class ClassBalance(nn.Module):
                 f"logits: expected {self.num_classes} classes (num_classes) at dim -3, "
                 f"got shape {tuple(logits.shape)}"
             )
-        sums, cnt = sum_over_processes(stats, self.sync, self.process_group)
+        sums, cnt = self._sum(stats)
         mean = torch.where(cnt > 0, sums / cnt.clamp(min=1), self.confidence)
         self.confidence.lerp_(mean, 1 - self.momentum)
         return class_balanced_scores(logits, self.confidence)

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from dastc._dist import sum_over_processes
-from dastc._validate import check_num_classes, check_unit_interval
+from dastc._dist import SyncedClassStats
 from dastc.functional.distribution_alignment import align_distribution, class_distribution_stats
 
 __all__ = ["DistributionAlignment"]
 
 
-class DistributionAlignment(nn.Module):
+class DistributionAlignment(SyncedClassStats):
     """Running source and teacher class distributions, and logits re-weighted by their ratio.
 
     Holds ``source_prior`` and ``target_prior`` ``(K,)`` (uniform at first). Each
@@ -55,16 +54,9 @@ class DistributionAlignment(nn.Module):
         process_group: Any = None,
         sync: bool = True,
     ) -> None:
-        super().__init__()
-        self.num_classes = check_num_classes(num_classes)
-        self.momentum = check_unit_interval(momentum, "momentum")
-        self.process_group = process_group
-        self.sync = bool(sync)
+        super().__init__(num_classes, momentum, process_group, sync)
         self.register_buffer("source_prior", torch.full((self.num_classes,), 1.0 / num_classes))
         self.register_buffer("target_prior", torch.full((self.num_classes,), 1.0 / num_classes))
-
-    def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, momentum={self.momentum}, sync={self.sync}"
 
     @torch.no_grad()
     def forward(self, logits: Tensor, source_labels: Tensor) -> Tensor:
@@ -89,9 +81,7 @@ class DistributionAlignment(nn.Module):
                 f"logits: expected {K} classes (num_classes) at dim -3, "
                 f"got shape {tuple(logits.shape)}"
             )
-        stats = sum_over_processes(
-            class_distribution_stats(logits, source_labels), self.sync, self.process_group
-        )
+        stats = self._sum(class_distribution_stats(logits, source_labels))
         cnt, mass, npix = stats[:K], stats[K : 2 * K], stats[2 * K]
         total = cnt.sum()
         src = torch.where(total > 0, cnt / total.clamp(min=1), self.source_prior)
