@@ -17,13 +17,13 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -113,9 +113,7 @@ def record_run(name: str, tmp: Path) -> dict[str, Any]:
 
 def record_ddp(tmp: Path) -> dict[str, Any]:
     """The 2-process gloo run (``torchrun``) of :data:`DDP`; return its trace."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     out = tmp / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",

@@ -24,7 +24,6 @@ import math
 import os
 import re
 import runpy
-import socket
 import subprocess
 import sys
 import typing
@@ -35,6 +34,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import free_port
 
 import dastc
 import dastc.data
@@ -126,12 +126,6 @@ def test_snippet_temporal(run_snippet: Any) -> None:
     assert "torch.Size([2, 1, 64, 128])" in out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_snippet_distributed_one_process(run_snippet: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     dist = torch.distributed
     if not dist.is_available():
@@ -141,7 +135,7 @@ def test_snippet_distributed_one_process(run_snippet: Any, monkeypatch: pytest.M
     if torch.cuda.is_available():
         pytest.skip("the in-process run is for the gloo (CPU) backend")
     env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
-    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
+    for key, value in {**env, "MASTER_PORT": str(free_port())}.items():
         monkeypatch.setenv(key, value)
     try:
         out = run_snippet("distributed.py")
@@ -426,7 +420,7 @@ def test_snippet_distributed_two_processes() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SNIPPETS)}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_port", str(_free_port()), str(SNIPPETS / "distributed.py"),
+        "--master_port", str(free_port()), str(SNIPPETS / "distributed.py"),
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=SNIPPETS, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

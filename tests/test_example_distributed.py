@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("PIL")
@@ -30,12 +30,6 @@ COMMON = ["--method", "dastc", "--size", "32", "64", "--train-clips", "8", "--va
           "--render-workers", "0", "--no-progress", "--seed", "3"]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _close(
     a: torch.Tensor, b: torch.Tensor, what: str, atol: float = 1e-5, rtol: float = 1e-4
 ) -> None:
@@ -52,7 +46,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path: Path) -> N
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_port", str(_free_port()), str(EXAMPLES / "train_video_uda.py"),
+        "--master_port", str(free_port()), str(EXAMPLES / "train_video_uda.py"),
         *COMMON, "--batch", "2", "--out", str(two),
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -7,7 +7,6 @@ import dataclasses
 import io
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from conftest import free_port
 from torch import Tensor, nn
 
 from dastc.methods import (
@@ -590,12 +590,6 @@ def _ddp_train(rank: int | None) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
@@ -613,7 +607,7 @@ def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
 def test_ddp_two_processes_equal_one(tmp_path: Path) -> None:
     ctx = mp.start_processes(
         _ddp_worker,
-        args=(_free_port(), str(tmp_path)),
+        args=(free_port(), str(tmp_path)),
         nprocs=WORLD,
         join=False,
         start_method="spawn",

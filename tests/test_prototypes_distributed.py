@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import free_port
 
 from dastc import SpatioTemporalPrototypeAggregator
 from dastc.functional import class_prototypes
@@ -35,12 +35,6 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _loss(vectors: torch.Tensor) -> torch.Tensor:
     return (vectors * torch.linspace(-1, 1, C)).sum() + vectors.pow(2).sum()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
@@ -80,7 +74,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 
 def test_distributed_equals_single_process(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
 
     features, labels, weights = _batch()

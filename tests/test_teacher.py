@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import io
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from conftest import free_port
 from torch import nn
 
 import dastc
@@ -176,17 +176,13 @@ def test_bad_input_state_dict() -> None:
 
 
 # ---------------------------------------------------------------- wrappers, devices
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_ddp_student() -> None:
     started = False
     if not dist.is_initialized():
         dist.init_process_group(
-            "gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
+            "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1
         )
         started = True
     try:
