@@ -1,8 +1,19 @@
-"""Helpers shared by the test modules (imported as ``from conftest import ...``)."""
+"""Helpers shared by the test modules (imported as ``from conftest import ...``).
+
+The example's modules (``examples/``) are importable from every test: they are
+a program, not a package, and import each other by their file names.
+"""
 
 from __future__ import annotations
 
 import socket
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
 
 
 def free_port() -> int:

@@ -23,10 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from conftest import free_port
+from conftest import EXAMPLES, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
 TRACE = Path(__file__).resolve().parent / "golden" / "trace.json"
 
 COMMON = ["--size", "32", "64", "--train-clips", "4", "--val-clips", "2", "--batch", "2",
@@ -98,8 +96,6 @@ def _read(out: Path) -> dict[str, Any]:
 
 def record_run(name: str, tmp: Path) -> dict[str, Any]:
     """Train run ``name`` of :data:`RUNS` in this process; return its trace."""
-    if str(EXAMPLES) not in sys.path:
-        sys.path.insert(0, str(EXAMPLES))
     from train_video_uda import main
 
     out = tmp / name

@@ -15,10 +15,8 @@ from conftest import free_port
 pytest.importorskip("matplotlib")
 pytest.importorskip("PIL")
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-from train_video_uda import main  # noqa: E402
+from conftest import EXAMPLES
+from train_video_uda import main
 
 # DA-STC with self-training from the first step: class-balanced pseudo-labels, prototypes with
 # adaptive weights (all-reduced), the alignment loss, the EMA teacher and the

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-from temporal_fusion import TemporalFusion  # noqa: E402
-from tiny_segmenter import TinySegmenter  # noqa: E402
-from uda_config import Config, build_model  # noqa: E402
+from temporal_fusion import TemporalFusion
+from tiny_segmenter import TinySegmenter
+from uda_config import Config, build_model
 
 
 def _reference_fusion(logits, flow, weight, bias):

@@ -14,12 +14,10 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("PIL")
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-from train_video_uda import main, parse_args  # noqa: E402
-from uda_config import Config  # noqa: E402
-from uda_training import Run, train  # noqa: E402
+from conftest import EXAMPLES
+from train_video_uda import main, parse_args
+from uda_config import Config
+from uda_training import Run, train
 
 # A tiny data set and schedule shared by every test here.
 SMALL = ["--batch", "2", "--size", "32", "64", "--train-clips", "4", "--val-clips", "2",

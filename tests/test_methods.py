@@ -7,7 +7,6 @@ import dataclasses
 import io
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from conftest import free_port
+from tiny_segmenter import TinySegmenter
 from torch import Tensor, nn
 
 from dastc.methods import (
@@ -31,12 +31,6 @@ from dastc.methods import (
     StepOutput,
 )
 from dastc.methods._toy import ToySegmenter
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
-
-from tiny_segmenter import TinySegmenter  # noqa: E402
 
 K = 4
 B, T, H, W = 2, 2, 16, 16
