@@ -31,7 +31,8 @@ class BidirectionalClipMix(nn.Module):
         ignore_index: label value that is never drawn (default 255).
         class_fraction: fraction of the present classes drawn per clip (default 0.5).
         paste_threshold: optional; only target pixels whose confidence exceeds it are
-            pasted on the source (the public code's 0.9). Off by default.
+            pasted on the source (the public code's 0.9); the call must then give
+            ``tgt_confidence``. Off by default.
         rare_classes: optional class ids always pasted when present. Off by default.
         exclude_s2t_classes: the target draw skips classes drawn on the source side.
 
@@ -109,7 +110,7 @@ class BidirectionalClipMix(nn.Module):
             generator: optional ``torch.Generator`` on the inputs' device.
             src_flow: optional source flow ``(B, T, 2, H, W)``; mixed with the same masks.
             tgt_flow: optional target flow (give both flows or neither).
-            tgt_confidence: optional per-pixel confidence for ``paste_threshold``.
+            tgt_confidence: per-pixel confidence, required with ``paste_threshold``.
 
         Returns:
             :class:`ClipMixOutput`.

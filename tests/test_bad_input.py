@@ -311,6 +311,8 @@ CASES: list[Case] = [
          lambda: mix_kw(class_fraction=-0.1), ValueError, "class_fraction"),
     Case("mix-class_fraction-str", bidirectional_clip_mix,
          lambda: mix_kw(class_fraction="half"), TypeError, "class_fraction"),
+    Case("mix-paste_threshold-without-confidence", bidirectional_clip_mix,
+         lambda: mix_kw(paste_threshold=0.9), ValueError, "tgt_confidence"),
     Case("mix-paste_threshold-gt1", bidirectional_clip_mix,
          lambda: mix_kw(paste_threshold=2.0), ValueError, "paste_threshold"),
     Case("mix-src_flow-without-tgt_flow", bidirectional_clip_mix,

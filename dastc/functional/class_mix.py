@@ -250,10 +250,11 @@ def bidirectional_clip_mix(
         generator: optional ``torch.Generator`` on the inputs' device.
         src_flow: optional float ``(B, T, 2, H, W)`` / ``(B, 2, H, W)`` flow of the source clip.
         tgt_flow: optional float flow of the target clip (give both or neither).
-        tgt_confidence: optional float like ``tgt_weight``: per-pixel confidence used by
-            ``paste_threshold`` (defaults to ``tgt_weight``).
-        paste_threshold: optional; only target pixels whose confidence exceeds it are
-            pasted on the source clip (the public code uses 0.9). Off by default.
+        tgt_confidence: optional float like ``tgt_label``: the per-pixel confidence
+            that ``paste_threshold`` reads (required with it).
+        paste_threshold: optional; only target pixels whose ``tgt_confidence``
+            exceeds it are pasted on the source clip (the public code uses 0.9).
+            Off by default.
         rare_classes: optional bool ``(K,)``: classes always pasted when present.
         exclude_s2t_classes: if True, the target draw skips classes drawn on the
             source side (as the public code does). Off by default.
@@ -262,7 +263,9 @@ def bidirectional_clip_mix(
         :class:`ClipMixOutput` with the rank of the input.
 
     Raises:
-        ValueError: mismatched shapes or devices, out-of-range labels or arguments.
+        ValueError: mismatched shapes or devices, out-of-range labels or arguments,
+            ``paste_threshold`` without ``tgt_confidence`` (``tgt_weight`` is a
+            per-clip quality weight: thresholding it would paste all or nothing).
         TypeError: float labels, integer clips, a non-bool ``rare_classes``.
         RuntimeError: with value checks off (:func:`dastc.set_value_checks`), a label
             below ``min(0, ignore_index)`` or above ``max(K - 1, ignore_index)``
@@ -288,6 +291,11 @@ def bidirectional_clip_mix(
         if paste_threshold is None
         else V.check_unit_interval(paste_threshold, "paste_threshold")
     )
+    if thr is not None and tgt_confidence is None:
+        raise ValueError(
+            "tgt_confidence: paste_threshold needs the per-pixel confidence (B, T, H, W) "
+            "(e.g. PseudoLabel.confidence), got None; tgt_weight is not used for it"
+        )
     rare = _check_class_set(rare_classes, "rare_classes", K, None, src_label.device)
     V.check_labels(src_label, "src_label", K, ignore_index)
     V.check_labels(tgt_label, "tgt_label", K, ignore_index)
@@ -407,10 +415,8 @@ def _mix(
         rare,
         s2t_chosen if exclude_s2t else None,
     )
-    if paste_threshold is not None:
-        c = conf if conf is not None else w
-        if c is not None:
-            t2s_mask = t2s_mask & (c > paste_threshold)
+    if paste_threshold is not None and conf is not None:
+        t2s_mask = t2s_mask & (conf > paste_threshold)
     if w is None:
         w = torch.ones(yt.shape, dtype=torch.float32, device=yt.device)
     one = torch.ones((), dtype=w.dtype, device=w.device)
