@@ -200,7 +200,7 @@ def test_value_rare_classes_exclusion_and_threshold():
     out = strict(xs, ys, xt, yt, wt, tgt_confidence=conf)
     assert torch.equal(out.t2s_mask, (yt != 255) & (conf > 0.7))
     # the threshold reads the per-pixel confidence, never the per-clip weight
-    with pytest.raises(ValueError, match="^tgt_confidence: paste_threshold needs"):
+    with pytest.raises(ValueError, match=r"^tgt_confidence: paste_threshold needs"):
         strict(xs, ys, xt, yt, wt)
     excl = BidirectionalClipMix(K, exclude_s2t_classes=True)
     out = excl(xs, ys, xt, yt, wt, generator=torch.Generator().manual_seed(3))
