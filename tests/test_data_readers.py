@@ -414,6 +414,23 @@ def test_value_gta5(tmp_path):
     assert torch.equal(item["label"][0], torch.from_numpy(ref_map(raw, CS_19)))
 
 
+def test_gta5_ids_above_33_read_as_ignore_and_counted_by_the_check(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    raw = rng.integers(0, 34, (H, W))
+    raw[0, :5] = 40  # not a Cityscapes labelId: the public readers read it as 255
+    raw[1, :3] = 200
+    save_rgb(tmp_path / "images/00001.png", rng)
+    save_ids(tmp_path / "labels/00001.png", raw, palette=True)
+    label = GTA5(tmp_path)[0]["label"][0]
+    want = ref_map(np.where(raw > 33, 0, raw), CS_19)  # labelId 0 is "unlabeled": 255
+    assert torch.equal(label, torch.from_numpy(want))
+    assert (label[0, :5] == 255).all() and (label[1, :3] == 255).all()
+    assert main([str(tmp_path), "--dataset", "gta5"]) == 0  # reported, not a problem
+    out = capsys.readouterr().out
+    assert "files with ids read as ignore (255) [40 (1 files), 200 (1 files)]: 1" in out
+    assert out.strip().endswith("OK")
+
+
 # ---------------------------------------------------------------------------------------
 # bad input and broken trees
 

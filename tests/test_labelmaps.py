@@ -111,3 +111,41 @@ def test_registry():
     assert set(lm.TRAIN_ID_MAPS) >= {"viper", "cityscapes", "gta5", "cityscapes-viper"}
     with pytest.raises(ValueError, match="name"):
         lm.get_train_id_map("nope")
+
+
+def _daformer_gta_convert(label: np.ndarray) -> np.ndarray:
+    """Port of the train-id conversion in ``convert_to_train_id`` of DAFormer's
+    ``tools/convert_datasets/gta.py`` (lhoyer/DAFormer): start from 255, write the
+    19 mapped Cityscapes labelIds; every other value of the uint8 label stays 255."""
+    id_to_trainid = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+                     23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17,
+                     33: 18}  # fmt: skip
+    label_copy = 255 * np.ones(label.shape, dtype=np.uint8)
+    for k, v in id_to_trainid.items():
+        label_copy[label == k] = v
+    return label_copy
+
+
+@pytest.mark.parametrize("case", ["random-0-255", "all-above-33", "all-255", "every-id-once"])
+def test_value_gta5_unknown_ids_read_as_ignore_like_daformer(case: str):
+    rng = np.random.default_rng(5)
+    label = {
+        "random-0-255": rng.integers(0, 256, (6, 40)),
+        "all-above-33": rng.integers(34, 256, (6, 40)),
+        "all-255": np.full((6, 40), 255),
+        "every-id-once": np.arange(256).reshape(8, 32),
+    }[case].astype(np.uint8)
+    want = _daformer_gta_convert(label).astype(np.int64)
+    assert np.array_equal(lm.GTA5_MAP.apply(label), want)
+    got_t = lm.GTA5_MAP.apply(torch.from_numpy(label))
+    assert torch.equal(got_t, torch.from_numpy(want))
+    # the ids are still reported, and the other maps still refuse them
+    assert lm.GTA5_MAP.unknown_ids(label) == sorted({int(v) for v in label.ravel() if v > 33})
+    if label.max() > 33:
+        with pytest.raises(ValueError, match="unknown ids"):
+            lm.CITYSCAPES_MAP.apply(label)
+
+
+def test_bad_unknown_policy():
+    with pytest.raises(ValueError, match="unknown"):
+        lm.TrainIdMap("toy", ("a",), ((0, 0),), 2, unknown="clamp")  # type: ignore[arg-type]

@@ -124,6 +124,7 @@ class CheckReport:
     size_mismatches: list[str] = field(default_factory=list)
     unknown_ids: Counter[int] = field(default_factory=Counter)
     unknown_files: list[str] = field(default_factory=list)
+    unknown_ignored: bool = False  # the reader reads unknown ids as ignore (GTA5)
     flows_needed: int = 0
     flow_files: int = 0
     missing_flows: list[str] = field(default_factory=list)
@@ -132,12 +133,13 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        """No missing, unreadable, mismatched, unknown-id or flow problem."""
+        """No missing, unreadable, mismatched, unknown-id or flow problem (unknown
+        ids that the reader reads as ignore are reported, not a problem)."""
         return not (
             self.missing
             or self.unreadable
             or self.size_mismatches
-            or self.unknown_files
+            or (self.unknown_files and not self.unknown_ignored)
             or self.missing_flows
             or self.bad_flows
         )
@@ -167,7 +169,8 @@ class CheckReport:
         out += listing("unreadable files", self.unreadable)
         out += listing("label/image size mismatches", self.size_mismatches)
         ids = ", ".join(f"{i} ({n} files)" for i, n in sorted(self.unknown_ids.items()))
-        out += listing(f"files with unknown label ids [{ids or '-'}]", self.unknown_files)
+        what = "ids read as ignore (255)" if self.unknown_ignored else "unknown label ids"
+        out += listing(f"files with {what} [{ids or '-'}]", self.unknown_files)
         if self.flows_needed:
             out.append(f"flow files: {self.flows_needed} needed, {self.flow_files} read")
             out += listing("missing flows", self.missing_flows)
@@ -203,6 +206,7 @@ def check_dataset(dataset: _LabelledFrames, limit: int | None = None) -> CheckRe
         A :class:`CheckReport`; ``report.format()`` is the text the CLI prints.
     """
     report = CheckReport(type(dataset).__name__, len(dataset), list(dataset.skipped))
+    report.unknown_ignored = dataset.train_id_map.unknown == "ignore"
     table = dataset.train_id_map.table
     counts: npt.NDArray[np.int64] = np.zeros(256, dtype=np.int64)
     seen_images: dict[Path, tuple[int, int] | None] = {}
@@ -245,8 +249,10 @@ def check_dataset(dataset: _LabelledFrames, limit: int | None = None) -> CheckRe
             if unknown:
                 report.unknown_ids.update(unknown)
                 report.unknown_files.append(f"{frame.label}: ids {unknown[:10]}")
-                raw = np.where((raw >= 0) & (raw < table.size), raw, 0)
-            counts += np.bincount(table[raw].ravel(), minlength=256)
+            # unknown ids count as ignored pixels
+            known = (raw >= 0) & (raw < table.size)
+            train = np.where(known, table[np.clip(raw, 0, table.size - 1)], IGNORE_INDEX)
+            counts += np.bincount(train.ravel(), minlength=256)
         for path in sample.flows:
             if path in seen:
                 continue

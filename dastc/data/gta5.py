@@ -5,7 +5,9 @@ Layout::
     ROOT/images/<id5>.png     e.g. images/00001.png, 1914 x 1052
     ROOT/labels/<id5>.png     Cityscapes labelIds 0-33 (8-bit palette PNG)
 
-Labels map to the 19 Cityscapes classes (:data:`~dastc.data.labelmaps.CITYSCAPES_CLASSES`).
+Labels map to the 19 Cityscapes classes (:data:`~dastc.data.labelmaps.CITYSCAPES_CLASSES`);
+ids outside 0-33 are read as ignore (255), as the public readers do, and
+``python -m dastc.data.check ROOT --dataset gta5`` counts them.
 """
 
 from __future__ import annotations
@@ -47,9 +49,8 @@ class GTA5(_LabelledFrames):
 
     Raises:
         FileNotFoundError: missing folders, no image, an image without its label.
-        ValueError: bad ``size``, or (at read time) unreadable files, image and
-            label sizes that differ (when ``size`` is ``None``), or label ids
-            outside 0-33.
+        ValueError: bad ``size``, or (at read time) unreadable files, or image
+            and label sizes that differ (when ``size`` is ``None``).
 
     Examples:
         >>> import tempfile, numpy as np

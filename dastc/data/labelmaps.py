@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import overload
+from typing import Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -66,17 +66,22 @@ class TrainIdMap:
     ``table[raw] = train id`` for the ``num_raw_ids`` ids the dataset defines
     (``0 .. num_raw_ids - 1``): the protocol's classes get ``0 .. K-1``, every
     other defined id gets ``255``. An id ``>= num_raw_ids`` (or negative) is
-    not part of the dataset and is an error, never silently ignored.
+    not part of the dataset: an error with ``unknown="error"`` (the default),
+    read as ``255`` with ``unknown="ignore"`` (what the public GTA5 readers do);
+    :meth:`unknown_ids` lists such ids either way.
 
     Args:
         name: short identifier, e.g. ``"viper"``.
         class_names: the ``K`` class names, in train-id order.
         pairs: ``(raw id, train id)`` pairs; several raw ids may share a train id.
         num_raw_ids: how many raw ids the dataset defines.
+        unknown: what :meth:`apply` does with an id outside ``[0, num_raw_ids)``:
+            ``"error"`` (raise) or ``"ignore"`` (map it to 255).
 
     Raises:
         ValueError: a train id outside ``[0, K)``, a class without any raw id,
-            a raw id outside ``[0, num_raw_ids)`` or listed twice.
+            a raw id outside ``[0, num_raw_ids)`` or listed twice, an ``unknown``
+            other than ``"error"``/``"ignore"``.
 
     Examples:
         >>> import numpy as np
@@ -91,9 +96,12 @@ class TrainIdMap:
     class_names: tuple[str, ...]
     pairs: tuple[tuple[int, int], ...]
     num_raw_ids: int
+    unknown: Literal["error", "ignore"] = "error"
     _table: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.unknown not in ("error", "ignore"):
+            raise ValueError(f"unknown: expected 'error' or 'ignore', got {self.unknown!r}")
         k = len(self.class_names)
         if k < 1 or self.num_raw_ids < 1:
             raise ValueError(f"{self.name}: expected >= 1 class and >= 1 raw id")
@@ -153,7 +161,8 @@ class TrainIdMap:
     def apply(
         self, raw: npt.NDArray[np.integer] | Tensor, where: str = "raw"
     ) -> npt.NDArray[np.int64] | Tensor:
-        """Map raw ids to train ids (``255`` for ids outside the protocol).
+        """Map raw ids to train ids (``255`` for ids outside the protocol, and for
+        unknown ids with ``unknown="ignore"``).
 
         Args:
             raw: integer array or tensor of raw ids, any shape.
@@ -165,14 +174,29 @@ class TrainIdMap:
 
         Raises:
             TypeError: ``raw`` is not of an integer dtype.
-            ValueError: ``raw`` holds an id the dataset does not define; the
-                message names ``where``, the ids and the expected range.
+            ValueError: ``raw`` holds an id the dataset does not define (with
+                ``unknown="error"``); the message names ``where``, the ids and
+                the expected range.
         """
         if isinstance(raw, Tensor):
             if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool:
                 raise TypeError(f"{where}: expected integer raw ids, got {raw.dtype}")
         elif not np.issubdtype(np.asarray(raw).dtype, np.integer):
             raise TypeError(f"{where}: expected integer raw ids, got {np.asarray(raw).dtype}")
+        if self.unknown == "ignore":
+            if isinstance(raw, Tensor):
+                r = raw.long()
+                known = (r >= 0) & (r < self.num_raw_ids)
+                return torch.where(
+                    known,
+                    self.torch_table(raw.device)[r.clamp(0, self.num_raw_ids - 1)],
+                    IGNORE_INDEX,
+                )
+            a = np.asarray(raw).astype(np.int64)
+            known_np = (a >= 0) & (a < self.num_raw_ids)
+            return np.where(
+                known_np, self._table[np.clip(a, 0, self.num_raw_ids - 1)], IGNORE_INDEX
+            )
         unknown = self.unknown_ids(raw)
         if unknown:
             raise ValueError(
@@ -193,7 +217,7 @@ def _subset(base: TrainIdMap, name: str, keep: Iterable[str]) -> TrainIdMap:
     keep = tuple(keep)
     new_id = {base.class_names.index(c): i for i, c in enumerate(keep)}
     pairs = tuple((r, new_id[t]) for r, t in base.pairs if t in new_id)
-    return TrainIdMap(name, keep, pairs, base.num_raw_ids)
+    return TrainIdMap(name, keep, pairs, base.num_raw_ids, base.unknown)
 
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
@@ -280,8 +304,12 @@ CITYSCAPES_SYNTHIA_SEQ_11_MAP = _subset(
 )
 """Cityscapes(-Seq) labelIds → the 11 SYNTHIA-Seq evaluation classes (no fence)."""
 
-GTA5_MAP = TrainIdMap("gta5", CITYSCAPES_CLASSES, _pairs(_CITYSCAPES_19), _CITYSCAPES_NUM_IDS)
-"""GTA5 labels (Cityscapes labelIds) → the 19 standard train ids."""
+GTA5_MAP = TrainIdMap(
+    "gta5", CITYSCAPES_CLASSES, _pairs(_CITYSCAPES_19), _CITYSCAPES_NUM_IDS, unknown="ignore"
+)
+"""GTA5 labels (Cityscapes labelIds) → the 19 standard train ids; ids outside 0-33 are
+read as ignore (255), as the public GTA5 readers do (DAFormer's
+``tools/convert_datasets/gta.py`` starts from 255 and writes the 19 mapped ids)."""
 
 VIPER_MAP = TrainIdMap("viper", VIPER_CLASSES, _pairs(_VIPER_15), _VIPER_NUM_IDS)
 """VIPER class ids → the 15 VIPER → Cityscapes-Seq train ids."""
