@@ -107,18 +107,25 @@ def record_run(name: str, tmp: Path) -> dict[str, Any]:
     return _read(out)
 
 
-def record_ddp(tmp: Path) -> dict[str, Any]:
-    """The 2-process gloo run (``torchrun``) of :data:`DDP`; return its trace."""
-    port = free_port()
-    out = tmp / "ddp"
+def record_ddp(tmp: Path, tries: int = 2) -> dict[str, Any]:
+    """The 2-process gloo run (``torchrun``) of :data:`DDP`; return its trace.
+
+    A launch that fails is tried once more on another port and in a fresh folder (the
+    free port can be taken between the check and torchrun's bind); the error of the
+    last try is raised with the launcher's output."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(port), str(EXAMPLES / "train_video_uda.py"), *DDP,
-           "--out", str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
-    return _read(out)
+    failures = []
+    for attempt in range(tries):
+        out = tmp / f"ddp{attempt}"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(free_port()), str(EXAMPLES / "train_video_uda.py"), *DDP,
+               "--out", str(out)]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        if proc.returncode == 0:
+            return _read(out)
+        failures.append(f"try {attempt + 1}: rc {proc.returncode}\n"
+                        f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}")  # fmt: skip
+    raise RuntimeError("\n".join(failures))
 
 
 def machine() -> dict[str, str]:
