@@ -9,7 +9,7 @@ from both prediction and label has IoU NaN and is left out of the mean.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -87,19 +87,27 @@ def _confusion(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int
     return counts[: K * K].reshape(K, K)
 
 
-def iou_from_confusion(cm: Tensor) -> tuple[Tensor, Tensor]:
+def iou_from_confusion(cm: Tensor, exclude: Sequence[int] = ()) -> tuple[Tensor, Tensor]:
     """Per-class IoU and mIoU from a confusion matrix.
 
     Args:
         cm: ``(K, K)`` integer or float confusion matrix (rows = label).
+        exclude: classes left out of the mean, not out of the matrix: their
+            pixels still count as other classes' false positives and negatives,
+            and their IoU is still reported. This is how the published
+            SYNTHIA-Seq → Cityscapes-Seq scores are computed (12 classes
+            trained and in the matrix, fence dropped from the mean: TPS and
+            DA-VSN ``eval_video_UDA.py``), which differs from ignoring fence
+            pixels altogether.
 
     Returns:
         ``(iou, miou)``: ``iou`` float64 ``(K,)`` with NaN for classes absent from
         both label and prediction, ``miou`` a float64 scalar tensor, the mean over
-        the non-NaN classes (NaN when every class is absent).
+        the non-NaN classes not in ``exclude`` (NaN when there is none).
 
     Raises:
-        ValueError: ``cm`` is not square ``(K, K)``.
+        ValueError: ``cm`` is not square ``(K, K)``; a class of ``exclude``
+            outside ``[0, K)``.
 
     Examples:
         >>> iou, miou = iou_from_confusion(torch.tensor([[1, 1, 0], [0, 1, 0], [0, 0, 0]]))
@@ -111,15 +119,27 @@ def iou_from_confusion(cm: Tensor) -> tuple[Tensor, Tensor]:
     V.check_rank(cm, "cm", ("K K",))
     if cm.shape[0] != cm.shape[1]:
         raise ValueError(f"cm: expected a square (K, K) matrix, got {V.describe(cm)}")
+    K = cm.shape[0]
+    bad = [k for k in exclude if isinstance(k, bool) or not 0 <= int(k) < K]
+    if bad:
+        raise ValueError(f"exclude: expected class ids in [0, {K}), got {list(exclude)}")
     m = cm.to(torch.float64)
     tp = m.diagonal()
     union = m.sum(0) + m.sum(1) - tp
     iou = torch.where(union > 0, tp / union.clamp_min(1e-300), float("nan"))
-    return iou, torch.nanmean(iou)
+    if not exclude:
+        return iou, torch.nanmean(iou)
+    keep = torch.ones(K, dtype=torch.bool, device=iou.device)
+    keep[list(exclude)] = False
+    return iou, torch.nanmean(iou[keep])
 
 
 def mean_iou(
-    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = 255
+    pred: Tensor,
+    target: Tensor,
+    num_classes: int,
+    ignore_index: int = 255,
+    exclude: Sequence[int] = (),
 ) -> tuple[Tensor, Tensor]:
     """Per-class IoU and mIoU of one batch: :func:`confusion_matrix` + :func:`iou_from_confusion`.
 
@@ -128,6 +148,7 @@ def mean_iou(
         target: ``torch.long`` labels of the same shape.
         num_classes: ``K``.
         ignore_index: label value that is not counted.
+        exclude: classes left out of the mean (see :func:`iou_from_confusion`).
 
     Returns:
         ``(iou (K,) float64, miou () float64)``, as :func:`iou_from_confusion`.
@@ -138,7 +159,7 @@ def mean_iou(
         >>> iou.tolist()[:2], float(miou)
         ([1.0, 1.0], 1.0)
     """
-    return iou_from_confusion(confusion_matrix(pred, target, num_classes, ignore_index))
+    return iou_from_confusion(confusion_matrix(pred, target, num_classes, ignore_index), exclude)
 
 
 class ConfusionMatrix:
@@ -200,9 +221,10 @@ class ConfusionMatrix:
             self.matrix.device
         )
 
-    def compute(self) -> tuple[Tensor, Tensor]:
-        """``(iou (K,) float64 with NaN for absent classes, miou () float64)``."""
-        return iou_from_confusion(self.matrix)
+    def compute(self, exclude: Sequence[int] = ()) -> tuple[Tensor, Tensor]:
+        """``(iou (K,) float64 with NaN for absent classes, miou () float64)``; the
+        classes ``exclude`` are left out of the mean (see :func:`iou_from_confusion`)."""
+        return iou_from_confusion(self.matrix, exclude)
 
     def sync(self, group: Any = None) -> None:
         """Sum the matrix over the processes of ``group`` (no-op when not distributed)."""

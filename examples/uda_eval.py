@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ def evaluate(
     rank: int = 0,
     world: int = 1,
     max_batches: int | None = None,
+    exclude: Sequence[int] = (),
 ) -> tuple[Tensor, float]:
     """Per-class IoU ``(K,)`` and mIoU, in %, of ``model`` in eval mode.
 
@@ -33,7 +34,8 @@ def evaluate(
     confusion matrices are summed over processes, so every process must call
     this. ``max_batches`` evaluates the first ``max_batches * batch`` clips only
     (the same clips for any number of processes). ``flow_for`` gives the flow a
-    batch's forward takes (``method.flow_for``).
+    batch's forward takes (``method.flow_for``). ``exclude``: classes kept in
+    the confusion matrix but left out of the mean (the SYNTHIA-Seq protocol's fence).
     """
     was = model.training
     model.eval()
@@ -47,7 +49,7 @@ def evaluate(
         cm.update(logits[:, -1].argmax(1), b["label"][:, -1])
     model.train(was)
     cm.sync()
-    iou, miou = cm.compute()
+    iou, miou = cm.compute(exclude)
     return iou.cpu() * 100, float(miou) * 100
 
 

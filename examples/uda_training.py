@@ -41,7 +41,13 @@ class Run:
         self.world = uda_dist.world()
         self.rank = dist.get_rank() if self.world > 1 else 0
         torch.manual_seed(cfg.seed)
-        self.src_ds, self.tgt_ds, self.val_ds, self.K, self.class_names = build_datasets(cfg.data)
+        data = build_datasets(cfg.data)
+        self.src_ds, self.tgt_ds, self.val_ds = data.source, data.target, data.val
+        self.K, self.class_names, self.mean_excludes = (
+            data.num_classes,
+            data.class_names,
+            data.mean_excludes,
+        )
         for ds, name in ((self.src_ds, "source"), (self.tgt_ds, "target"), (self.val_ds, "val")):
             if isinstance(ds, CachedDataset) and cfg.render_workers > 0:
                 ds.fill(cfg.render_workers, desc=f"render {name} clips")
@@ -84,7 +90,7 @@ class Run:
         model = self.method.teacher.model if teacher else self.student
         return evaluate(
             model, self.val_ds, self.K, self.method.flow_for, self.device, self.cfg.batch * 2,
-            self.rank, self.world, max_batches,
+            self.rank, self.world, max_batches, self.mean_excludes,
         )  # fmt: skip
 
     def record(self, logs: dict[str, Tensor]) -> None:
@@ -240,6 +246,11 @@ def _train(
         "miou_teacher": miou_t,
         "evaluated": "student (miou) and EMA teacher (miou_teacher) on target val, "
         "last frame of each clip",
+        "scoring": {
+            "classes_trained": run.K,
+            "mean_over": [n for i, n in enumerate(run.class_names) if i not in run.mean_excludes],
+            "left_out_of_mean": [run.class_names[i] for i in run.mean_excludes],
+        },
         "per_class_iou": dict(zip(run.class_names, _nan_none(iou_s), strict=False)),
         "per_class_iou_teacher": dict(zip(run.class_names, _nan_none(iou_t), strict=False)),
         "iters": cfg.iters,

@@ -199,14 +199,7 @@ def test_real_benchmark_layouts_train_end_to_end(tmp_path):
         save_rgb(viper / "train/img/001" / f"001_{f:05d}.jpg", rng)
         save_ids(viper / "train/cls/001" / f"001_{f:05d}.png", viper_raw(rng))
     cs = tmp_path / "cityscapes"
-    for split, cities in (("train", ("aachen", "bonn")), ("val", ("ulm", "zurich"))):
-        for city in cities:
-            seq_dir = cs / "leftImg8bit_sequence" / split / city
-            for f in (18, 19):
-                save_rgb(seq_dir / f"{city}_000001_{f:06d}_leftImg8bit.png", rng)
-            labels = rng.integers(0, 34, (16, 32))
-            gt = cs / "gtFine" / split / city / f"{city}_000001_000019_gtFine_labelIds.png"
-            save_ids(gt, labels)
+    _cityscapes_seq_tree(cs, rng)
     out = tmp_path / "run"
     res = main(
         [
@@ -218,6 +211,53 @@ def test_real_benchmark_layouts_train_end_to_end(tmp_path):
     )  # fmt: skip
     assert res["iters"] == 3 and len(res["per_class_iou"]) == 15  # the VIPER protocol
     assert "person" in res["per_class_iou"]
+
+
+def _cityscapes_seq_tree(cs: Path, rng) -> None:
+    from test_data_readers import save_ids, save_rgb
+
+    for split, cities in (("train", ("aachen", "bonn")), ("val", ("ulm", "zurich"))):
+        for city in cities:
+            seq_dir = cs / "leftImg8bit_sequence" / split / city
+            for f in (18, 19):
+                save_rgb(seq_dir / f"{city}_000001_{f:06d}_leftImg8bit.png", rng)
+            labels = rng.integers(0, 34, (16, 32))
+            gt = cs / "gtFine" / split / city / f"{city}_000001_000019_gtFine_labelIds.png"
+            save_ids(gt, labels)
+
+
+def test_synthia_seq_trains_12_classes_and_scores_11_as_published(tmp_path):
+    """SYNTHIA-Seq -> Cityscapes-Seq: fence is trained and in the confusion matrix,
+    left out of the mean (TPS / DA-VSN eval_video_UDA.py), and results.json says so."""
+    import numpy as np
+    from test_data_readers import save_rgb, write_png16
+
+    rng = np.random.default_rng(1)
+    synthia = tmp_path / "SYNTHIA-SEQS-04-DAWN"
+    for f in range(6):
+        save_rgb(synthia / "rgb" / f"{f:06d}.png", rng, 16 + 120, 32)
+        lab = np.zeros((16 + 120, 32, 3), np.uint16)
+        lab[..., 0] = rng.integers(0, 23, (16 + 120, 32))
+        (synthia / "label").mkdir(parents=True, exist_ok=True)
+        write_png16(synthia / "label" / f"{f:06d}.png", lab)
+    cs = tmp_path / "cityscapes"
+    _cityscapes_seq_tree(cs, rng)
+    res = main(
+        [
+            "--source", "synthia_seq", "--source-root", str(synthia),
+            "--target", "cityscapes-seq", "--target-root", str(cs),  # the old spelling works
+            "--size", "16", "32", "--batch", "2", "--iters", "2", "--adapt-start", "1",
+            "--eval-every", "100", "--no-progress", "--no-temporal", "--out", str(tmp_path / "r"),
+        ]
+    )  # fmt: skip
+    assert list(res["per_class_iou"])[3] == "fence" and len(res["per_class_iou"]) == 12
+    assert res["scoring"] == {
+        "classes_trained": 12,
+        "mean_over": [c for c in res["per_class_iou"] if c != "fence"],
+        "left_out_of_mean": ["fence"],
+    }
+    ious = [v for k, v in res["per_class_iou"].items() if k != "fence" and v is not None]
+    assert res["miou"] == pytest.approx(sum(ious) / len(ious), abs=0.01)  # IoUs rounded to 0.01
 
 
 def test_adaptation_options_train_and_reach_the_config(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -126,3 +127,89 @@ def test_value_matches_torchmetrics():
     assert torch.allclose(iou.float(), ref.float(), atol=1e-6)
     macro = tm.MulticlassJaccardIndex(num_classes=k, ignore_index=255, average="macro")
     assert float(miou) == pytest.approx(float(macro(pred, target)), abs=1e-6)
+
+
+# --- the published SYNTHIA-Seq → Cityscapes-Seq scoring -------------------------------
+def _advent_fast_hist(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Port of ``fast_hist`` in ADVENT's ``advent/utils/func.py`` (valeoai/ADVENT), which
+    TPS and DA-VSN import: ``a`` the labels, ``b`` the predictions."""
+    k = (a >= 0) & (a < n)
+    return np.bincount(n * a[k].astype(int) + b[k], minlength=n**2).reshape(n, n)
+
+
+def _advent_per_class_iu(hist: np.ndarray) -> np.ndarray:
+    """Port of ``per_class_iu`` in ADVENT's ``advent/utils/func.py``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.diag(hist) / (hist.sum(1) + hist.sum(0) - np.diag(hist))
+
+
+def _tps_synthia_miou(labels: list[np.ndarray], preds: list[np.ndarray]) -> float:
+    """Port of the scoring in ``eval_video_single`` of TPS
+    ``tps/domain_adaptation/eval_video_UDA.py`` (xing0047/TPS) for SynthiaSeq: a 12-class
+    histogram summed over images, per-class IoU, fence (index 3) dropped, ``nanmean``."""
+    hist = np.zeros((12, 12))
+    for label, output in zip(labels, preds, strict=True):
+        hist += _advent_fast_hist(label.flatten(), output.flatten(), 12)
+    iou = _advent_per_class_iu(hist)
+    iou = np.concatenate((iou[:3], iou[4:]))
+    return float(np.nanmean(iou))
+
+
+def _synthia_cases() -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
+    rng = np.random.default_rng(7)
+    shape = (3, 24, 40)
+
+    def labels(p_ignore: float = 0.1) -> np.ndarray:
+        y = rng.integers(0, 12, shape)
+        y[rng.random(shape) < p_ignore] = 255
+        return y
+
+    y = labels()
+    noisy = np.where(rng.random(shape) < 0.6, np.where(y == 255, 0, y), rng.integers(0, 12, shape))
+    only_in_labels = labels()
+    pred_no_5 = np.where(only_in_labels == 5, 0, rng.integers(0, 12, shape))
+    pred_no_5 = np.where(pred_no_5 == 5, 6, pred_no_5)
+    only_in_preds = np.where(labels() == 7, 8, labels())
+    fence_everywhere = np.full(shape, 3)
+    fence_everywhere[:, :2] = rng.integers(0, 12, (3, 2, 40))
+    # fence at 8% of the pixels, never predicted (the case where ignoring fence pixels
+    # instead of dropping fence from the mean changes every class's IoU)
+    road = np.zeros(shape, dtype=np.int64)
+    road[:, 12:] = 2
+    road[rng.random(shape) < 0.08] = 3
+    fence_free = np.where(road == 3, 0, road)
+    return {
+        "random": ([y], [noisy]),
+        "class-only-in-labels": ([only_in_labels], [pred_no_5]),
+        "class-only-in-predictions": ([only_in_preds], [rng.integers(0, 12, shape)]),
+        "fence-everywhere": ([fence_everywhere], [rng.integers(0, 12, shape)]),
+        "fence-free-predictions": ([road], [fence_free]),
+        "two-batches": ([y, labels()], [noisy, rng.integers(0, 12, shape)]),
+    }
+
+
+@pytest.mark.parametrize("case", list(_synthia_cases()))
+def test_value_synthia_seq_scoring_matches_tps(case: str) -> None:
+    from dastc.data import MEAN_EXCLUDES, SYNTHIA_SEQ_CLASSES
+
+    labels, preds = _synthia_cases()[case]
+    exclude = [SYNTHIA_SEQ_CLASSES.index(c) for c in MEAN_EXCLUDES["cityscapes-synthia"]]
+    assert exclude == [3]
+    cm = ConfusionMatrix(12)
+    for y, p in zip(labels, preds, strict=True):
+        cm.update(torch.from_numpy(p), torch.from_numpy(y))
+    iou, miou = cm.compute(exclude=exclude)
+    want = _tps_synthia_miou(labels, preds)
+    assert float(miou) == pytest.approx(want, abs=1e-6)
+    assert torch.allclose(
+        iou, torch.from_numpy(_advent_per_class_iu(cm.matrix.numpy())), equal_nan=True
+    )
+    if case == "fence-free-predictions":  # ignoring fence pixels is another protocol
+        ignored = torch.from_numpy(np.where(labels[0] == 3, 255, labels[0]))
+        _, miou_ignoring = mean_iou(torch.from_numpy(preds[0]), ignored, 12, exclude=exclude)
+        assert abs(float(miou_ignoring) - want) > 0.01
+
+
+def test_bad_exclude() -> None:
+    with pytest.raises(ValueError, match="exclude"):
+        iou_from_confusion(torch.eye(3), exclude=[3])

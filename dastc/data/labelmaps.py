@@ -51,6 +51,7 @@ __all__ = [
     "CITYSCAPES_SYNTHIA_SEQ_MAP",
     "CITYSCAPES_SYNTHIA_SEQ_11_MAP",
     "GTA5_MAP",
+    "MEAN_EXCLUDES",
     "TRAIN_ID_MAPS",
     "get_train_id_map",
 ]
@@ -298,6 +299,13 @@ CITYSCAPES_SYNTHIA_SEQ_MAP = TrainIdMap(
     _CITYSCAPES_NUM_IDS,
 )  # fmt: skip
 """Cityscapes(-Seq) labelIds → the 12 SYNTHIA-Seq-protocol classes."""
+
+MEAN_EXCLUDES: dict[str, tuple[str, ...]] = {"cityscapes-synthia": ("fence",)}
+"""Per target protocol (a :class:`TrainIdMap` name), the classes that are trained and
+kept in the confusion matrix but left out of the published mIoU: SYNTHIA-Seq →
+Cityscapes-Seq trains 12 classes and averages 11, without fence (TPS / DA-VSN
+``eval_video_UDA.py``). Pass their indices as ``exclude`` to
+:func:`dastc.metrics.iou_from_confusion`."""
 
 CITYSCAPES_SYNTHIA_SEQ_11_MAP = _subset(
     CITYSCAPES_SYNTHIA_SEQ_MAP, "cityscapes-synthia-11", SYNTHIA_SEQ_11_CLASSES
