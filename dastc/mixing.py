@@ -26,6 +26,11 @@ class BidirectionalClipMix(nn.Module):
     every frame are pasted on the other domain's clip. See
     :func:`dastc.functional.bidirectional_clip_mix` for the formulas.
 
+    A partly labelled clip (frames read as ``ignore_index``, as the public VIPER
+    download leaves frame ``t - 1``) pastes a drawn class only in the frames where
+    it is labelled: the mask is where the label equals a drawn class, and
+    ``ignore_index`` is never drawn.
+
     Args:
         num_classes: ``K``.
         ignore_index: label value that is never drawn (default 255).

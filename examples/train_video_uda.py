@@ -117,6 +117,11 @@ def parse_args(
                    choices=("synthetic", *VIDEO_TARGETS))  # fmt: skip
     p.add_argument("--source-root")
     p.add_argument("--target-root")
+    p.add_argument(
+        "--source-list",
+        help="public split list of the source's labelled frames (DA-VSN/TPS train.txt); "
+        "the public VIPER flows and labels cover only those",
+    )
     p.add_argument("--source-flow-root")
     p.add_argument("--target-flow-root")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
@@ -150,6 +155,7 @@ def parse_args(
         source_root=a.source_root,
         target_root=a.target_root,
         source_flow_root=a.source_flow_root,
+        source_list=a.source_list,
         target_flow_root=a.target_flow_root,
         size=(a.size[0], a.size[1]),
         clip_len=a.clip_len,

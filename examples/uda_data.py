@@ -30,6 +30,7 @@ class DataSpec:
     target_root: str | None = None
     source_flow_root: str | None = None
     target_flow_root: str | None = None
+    source_list: str | None = None  # a public split list of the source's labelled frames
     size: tuple[int, int] = (64, 128)
     clip_len: int = 2
     train_clips: int = 512
@@ -159,7 +160,7 @@ def _real_datasets(spec: DataSpec) -> Datasets:
     kw: dict[str, Any] = dict(clip_len=spec.clip_len, size=spec.size)
     src: Any = build_dataset(
         spec.source, spec.source_root, flow_root=spec.source_flow_root, protocol=source_protocol,
-        **kw,
+        names=spec.source_list, **kw,
     )  # fmt: skip
     tgt, val = (
         build_dataset(

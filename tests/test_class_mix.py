@@ -289,3 +289,14 @@ def test_bad_config():
         BidirectionalClipMix(K, rare_classes=[K])
     with pytest.raises(ValueError, match="num_classes"):
         BidirectionalClipMix(0)
+
+
+def test_value_partly_labelled_source_clip_pastes_only_labelled_frames():
+    """A source frame read as ignore (the public VIPER download's frame t - 1) pastes
+    nothing: the S→T clip keeps that frame's target pixels and pseudo-labels."""
+    xs, ys, xt, yt, wt = make_batch(9, B=3)
+    ys[:, 0] = 255  # frame 0 of every source clip has no label
+    out = BidirectionalClipMix(K, class_fraction=1.0)(xs, ys, xt, yt, wt)
+    assert not out.s2t_mask[:, 0].any() and out.s2t_mask[:, 1:].any()
+    assert torch.equal(out.s2t_clip[:, 0], xt[:, 0]) and torch.equal(out.s2t_label[:, 0], yt[:, 0])
+    assert torch.equal(out.s2t_mask[:, 1:], ys[:, 1:] != 255)  # every labelled class drawn

@@ -461,8 +461,8 @@ def test_missing_paths(tmp_path, viper_tree, cityscapes_tree):
     with pytest.raises(FileNotFoundError, match="no complete samples"):
         VIPER(viper_tree["root"], clip_len=9)
     (viper_tree["root"] / "train/cls/001/001_00010.png").unlink()
-    with pytest.raises(FileNotFoundError, match=r"001_00010\.png"):
-        VIPER(viper_tree["root"])
+    with pytest.raises(FileNotFoundError, match=r"001_00010\.png"):  # a listed frame's label
+        VIPER(viper_tree["root"], names=["001/001_00010.jpg"])
     with pytest.raises(FileNotFoundError, match="train"):
         Cityscapes(cityscapes_tree["root"], "train")
     with pytest.raises(FileNotFoundError, match="images"):
@@ -525,10 +525,12 @@ def test_check_cli_problems(synthia_tree, capsys):
     bad = np.zeros((H + 120, W, 3), np.uint16)
     bad[..., 0] = 30  # SYNTHIA ids stop at 22
     write_png16(root / "label/000002.png", bad)
-    (flows / "000002_int16_x10.npy").unlink()
-    assert main([str(root), "--dataset", "synthia_seq", "--flow-root", str(flows)]) == 1
+    (flows / "000001_int16_x10.npy").unlink()  # the clip ending at frame 1 is left out
+    with pytest.warns(UserWarning, match="1 of 2 clips .* lack flow files"):
+        assert main([str(root), "--dataset", "synthia_seq", "--flow-root", str(flows)]) == 1
     out = capsys.readouterr().out
-    assert "000002.png: ids [30]" in out and "missing flows: 1" in out
+    assert "000002.png: ids [30]" in out
+    assert "clips left out for lack of flow files: 1, e.g. the clip ending at 000001.png" in out
     assert out.strip().endswith("PROBLEMS FOUND")
     report = check_dataset(SynthiaSeq(root, clip_len=1), limit=1)
     assert report.checked == 1 and report.ok

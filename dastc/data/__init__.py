@@ -7,7 +7,15 @@ the frame before it).
 """
 
 # --- imports (one block per module; keep sorted by module) ---
-from dastc.data._io import ClipItem, compose_flow, flow_from_last, read_flow, read_image, read_label
+from dastc.data._io import (
+    ClipItem,
+    compose_flow,
+    flow_from_last,
+    read_flow,
+    read_image,
+    read_label,
+    read_list,
+)
 from dastc.data.cityscapes import Cityscapes, CityscapesSeq
 from dastc.data.gta5 import GTA5
 from dastc.data.labelmaps import (
@@ -72,6 +80,7 @@ __all__: list[str] = [
     "flow_from_last",
     "get_train_id_map",
     "read_flow",
+    "read_list",
     "read_image",
     "read_label",
     "remove_ego_vehicle",

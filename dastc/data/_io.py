@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,6 +214,48 @@ def read_label(
             f"{p}: expected class ids in channel {channel}, got {arr.shape[2]} channels"
         )
     return np.ascontiguousarray(arr[:, :, channel], dtype=np.int64)
+
+
+def read_list(path: PathLike) -> list[str]:
+    """Read a public split list: one frame name per line (``001/001_00010.jpg``).
+
+    The DA-VSN / TPS lists (``Viper_list/train.txt``, ``SynthiaSeq_list/train.txt``,
+    ...) name the labelled frames the public flows and labels cover; pass the
+    result as a video reader's ``names``.
+
+    Args:
+        path: the list file.
+
+    Returns:
+        The names, in file order, stripped, blank lines left out.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file names no frame.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     _ = Path(d, "train.txt").write_text("001/001_00010.jpg\\n001/001_00020.jpg\\n\\n")
+        ...     read_list(Path(d, "train.txt"))
+        ['001/001_00010.jpg', '001/001_00020.jpg']
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file (expected a split list, one frame a line)")
+    names = [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"{p}: expected one frame name a line, got an empty list")
+    return names
+
+
+def _names(names: Sequence[str] | PathLike | None) -> list[str] | None:
+    """A reader's ``names``: a sequence of frame names, or a list file to read them from."""
+    if names is None:
+        return None
+    if isinstance(names, (str, os.PathLike)):
+        return read_list(names)
+    return list(names)
 
 
 def read_flow(path: PathLike) -> npt.NDArray[np.float32]:
@@ -414,6 +457,11 @@ class _LabelledFrames(Dataset[ClipItem]):
     Every reader in :mod:`dastc.data` builds its ``samples`` from the public layout
     and hands them here; reading, cropping, label mapping, resizing and flow
     assembly happen once, in this class.
+
+    Attributes a video reader fills (empty otherwise): ``skipped``, labelled
+    frames whose clip lacks frames; ``unlabelled``, frames without a label file
+    (not clip ends; inside a clip their label is ignore, 255); ``no_flow``,
+    labelled frames whose clip lacks flow files (left out, with a warning).
     """
 
     def __init__(
@@ -424,6 +472,8 @@ class _LabelledFrames(Dataset[ClipItem]):
         size: _Size | None,
         has_flow: bool,
         skipped: Sequence[str] = (),
+        unlabelled: Sequence[str] = (),
+        no_flow: Sequence[str] = (),
         label_channel: int | None = None,
         crop_bottom: int = 0,
         fix_raw: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]] | None = None,
@@ -434,6 +484,8 @@ class _LabelledFrames(Dataset[ClipItem]):
         self.size = size
         self.has_flow = has_flow
         self.skipped: list[str] = list(skipped)
+        self.unlabelled: list[str] = list(unlabelled)
+        self.no_flow: list[str] = list(no_flow)
         self.label_channel = label_channel
         self.crop_bottom = crop_bottom
         self.fix_raw = fix_raw
@@ -565,6 +617,16 @@ class _VideoLayout:
     label: str
     labels_every_frame: bool
     flow: str
+    flow_hint: str = ""  # which flows the public release has
+
+
+class _Clips(NamedTuple):
+    """What :func:`_video_samples` found (see the readers' attributes of the same names)."""
+
+    samples: list[_Sample]
+    skipped: list[str]  # labelled frames whose clip lacks frames
+    unlabelled: list[str]  # frames without a label file: not clip ends; inside a clip, ignore
+    no_flow: list[str]  # labelled frames whose clip lacks flow files (left out)
 
 
 def _video_samples(
@@ -575,16 +637,24 @@ def _video_samples(
     flow_root: Path | None,
     fields: dict[str, str],
     strict: bool,
-) -> tuple[list[_Sample], list[str]]:
+) -> _Clips:
     """Clips ending at each labelled frame in ``names``.
 
     A clip whose earlier frames are not all present is skipped (the start of a
     sequence) unless ``strict`` (names given by the user), where it is an
-    error; a present frame whose label file is missing is always an error.
+    error. The last frame of a clip must have its label: when ``strict`` a
+    missing one is an error, otherwise the frame is not a clip end (it is
+    listed in ``unlabelled``). An earlier frame without its label file is read
+    as ignore (255) and listed in ``unlabelled`` (the public VIPER download has
+    labels for the frames of its lists only). With ``flow_root``, a clip
+    without all its flow files is an error when ``strict`` and left out
+    (listed in ``no_flow``) otherwise.
     """
     listing = _Listing()
     samples: list[_Sample] = []
     skipped: list[str] = []
+    unlabelled: list[str] = []
+    no_flow: list[str] = []
     for name in names:
         m = layout.pattern.fullmatch(name)
         if m is None:
@@ -605,6 +675,11 @@ def _video_samples(
             )
             for f in numbers
         )
+        last_label = frames[-1].label
+        if not strict and last_label is not None and not listing.exists(last_label):
+            if listing.exists(frames[-1].image):  # a frame without a label is no clip end
+                unlabelled.append(str(frames[-1].image.relative_to(root)))
+                continue
         missing = [fr.image for fr in frames if not listing.exists(fr.image)]
         if numbers.start < 0 or missing:
             if strict:
@@ -616,18 +691,37 @@ def _video_samples(
                 )
             skipped.append(name)
             continue
-        for fr in frames:
+        if last_label is not None and not listing.exists(last_label):
+            raise FileNotFoundError(
+                f"{last_label}: no such file (expected the label of {frames[-1].image})"
+            )
+        earlier = []
+        for fr in frames[:-1]:
             if fr.label is not None and not listing.exists(fr.label):
-                raise FileNotFoundError(
-                    f"{fr.label}: no such file (expected the label of {fr.image})"
-                )
+                fr = _Frame(fr.image, None)  # read as ignore (255)
+                unlabelled.append(str(fr.image.relative_to(root)))
+            earlier.append(fr)
+        frames = (*earlier, frames[-1])
         flows: tuple[Path, ...] = ()
         if flow_root is not None:
             flows = tuple(
                 flow_root / layout.flow.format(frame=f, other=f - 1, **fmt) for f in numbers[1:]
             )
+            lacking = [p for p in flows if not listing.exists(p)]
+            if lacking:
+                if strict:
+                    raise FileNotFoundError(
+                        f"{lacking[0]}: no such file (a flow of the clip ending at {name!r}, "
+                        f"clip_len {clip_len}){_hint(layout)}"
+                    )
+                no_flow.append(name)
+                continue
         samples.append(_Sample(name, frames, flows))
-    return samples, skipped
+    return _Clips(samples, skipped, sorted(set(unlabelled)), no_flow)
+
+
+def _hint(layout: _VideoLayout) -> str:
+    return f"; {layout.flow_hint}" if layout.flow_hint else ""
 
 
 def _video_clips(
@@ -641,14 +735,26 @@ def _video_clips(
     strict: bool,
     where: Path,
     layout_hint: str,
-) -> tuple[list[_Sample], list[str], Path | None]:
-    """``(samples, skipped, flow_root)`` of a video reader: :func:`_video_samples`,
-    raising :func:`_no_samples` (at ``where``, naming ``layout_hint``) when none is complete."""
+) -> tuple[_Clips, Path | None]:
+    """``(clips, flow_root)`` of a video reader: :func:`_video_samples`, raising
+    :func:`_no_samples` (at ``where``, naming ``layout_hint``) when none is complete,
+    and warning when clips were left out for lack of flow files."""
     flow_p = Path(flow_root) if flow_root is not None else None
-    samples, skipped = _video_samples(layout, root, names, clip_len, flow_p, fields, strict)
-    if not samples:
-        raise _no_samples(where, layout_hint, skipped)
-    return samples, skipped, flow_p
+    clips = _video_samples(layout, root, names, clip_len, flow_p, fields, strict)
+    if clips.no_flow:
+        total = len(clips.samples) + len(clips.no_flow)
+        what = (
+            f"{layout.dataset}: {len(clips.no_flow)} of {total} clips (clip_len {clip_len}) "
+            f"lack flow files in {flow_p}, e.g. the clip ending at {clips.no_flow[0]!r}"
+            f"{_hint(layout)}"
+        )
+        if not clips.samples:
+            raise FileNotFoundError(f"{what}; no clip left")
+        warnings.warn(f"{what}; reading the {len(clips.samples)} clips that have them",
+                      stacklevel=3)  # fmt: skip
+    if not clips.samples:
+        raise _no_samples(where, layout_hint, clips.skipped)
+    return clips, flow_p
 
 
 def _no_samples(where: Path, layout_hint: str, skipped: Sequence[str]) -> FileNotFoundError:

@@ -66,6 +66,7 @@ def build_dataset(
     clip_len: int | None = None,
     protocol: str | None = None,
     size: tuple[int, int] | None = None,
+    names: Sequence[str] | str | Path | None = None,
 ) -> _LabelledFrames:
     """Build the reader ``name`` with the options that apply to it.
 
@@ -77,6 +78,8 @@ def build_dataset(
         clip_len: frames per clip, for the video datasets (default 2).
         protocol: the label protocol, for SYNTHIA-Seq and Cityscapes(-Seq).
         size: ``(H, W)`` to resize to (default: the stored size).
+        names: for the video datasets, the labelled frames to read, or a public
+            split list file naming them (see :func:`~dastc.data.read_list`).
 
     Returns:
         The dataset.
@@ -92,17 +95,20 @@ def build_dataset(
         ("flow_root", flow_root, _VIDEO),
         ("clip_len", clip_len, _VIDEO),
         ("protocol", protocol, _HAS_PROTOCOL),
+        ("names", names, _VIDEO),
     ):
         if value is not None and name not in allowed:
             raise ValueError(f"{opt}: the {name} dataset takes no {opt}, got {value!r}")
     split_ = split if split is not None else "train"
     t = clip_len if clip_len is not None else 2
     if name == "viper":
-        return VIPER(root, split_, t, flow_root, size=size)
+        return VIPER(root, split_, t, flow_root, size=size, names=names)
     if name == "synthia_seq":
-        return SynthiaSeq(root, t, flow_root, size=size, protocol=protocol or "12")
+        return SynthiaSeq(root, t, flow_root, size=size, protocol=protocol or "12", names=names)
     if name == "cityscapes_seq":
-        return CityscapesSeq(root, split_, t, flow_root, size=size, protocol=protocol or "viper")
+        return CityscapesSeq(
+            root, split_, t, flow_root, size=size, protocol=protocol or "viper", names=names
+        )
     if name == "gta5":
         return GTA5(root, size=size)
     return Cityscapes(root, split_, size=size, protocol=protocol or "19")
@@ -125,6 +131,8 @@ class CheckReport:
     unknown_ids: Counter[int] = field(default_factory=Counter)
     unknown_files: list[str] = field(default_factory=list)
     unknown_ignored: bool = False  # the reader reads unknown ids as ignore (GTA5)
+    unlabelled: list[str] = field(default_factory=list)  # frames without a label file
+    no_flow: list[str] = field(default_factory=list)  # clips left out: flow files missing
     flows_needed: int = 0
     flow_files: int = 0
     missing_flows: list[str] = field(default_factory=list)
@@ -159,6 +167,16 @@ class CheckReport:
             out.append(
                 f"skipped labelled frames (frames of their clip missing): "
                 f"{len(self.skipped)}, e.g. {self.skipped[0]}"
+            )
+        if self.unlabelled:
+            out.append(
+                f"frames without a label file (not clip ends; inside a clip read as ignore): "
+                f"{len(self.unlabelled)}, e.g. {self.unlabelled[0]}"
+            )
+        if self.no_flow:
+            out.append(
+                f"clips left out for lack of flow files: {len(self.no_flow)}, "
+                f"e.g. the clip ending at {self.no_flow[0]}"
             )
         out.append(
             f"checked: {self.checked} samples, {self.images} image files, {self.labels} label files"
@@ -207,6 +225,8 @@ def check_dataset(dataset: _LabelledFrames, limit: int | None = None) -> CheckRe
     """
     report = CheckReport(type(dataset).__name__, len(dataset), list(dataset.skipped))
     report.unknown_ignored = dataset.train_id_map.unknown == "ignore"
+    report.unlabelled = list(dataset.unlabelled)
+    report.no_flow = list(dataset.no_flow)
     table = dataset.train_id_map.table
     counts: npt.NDArray[np.int64] = np.zeros(256, dtype=np.int64)
     seen_images: dict[Path, tuple[int, int] | None] = {}
@@ -282,6 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clip-len", type=int, default=None, help="frames per clip (videos)")
     parser.add_argument("--protocol", default=None, help="label protocol (see the readers)")
     parser.add_argument("--limit", type=int, default=None, help="check only the first N samples")
+    parser.add_argument(
+        "--list", default=None, help="a public split list: the labelled frames to read (videos)"
+    )
     args = parser.parse_args(argv)
     try:
         ds = build_dataset(
@@ -291,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flow_root=args.flow_root,
             clip_len=args.clip_len,
             protocol=args.protocol,
+            names=args.list,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,6 +25,7 @@ from dastc.data._io import (
     _Frame,
     _LabelledFrames,
     _Listing,
+    _names,
     _no_samples,
     _require_dir,
     _Sample,
@@ -53,6 +54,8 @@ _LAYOUT = _VideoLayout(
     label="gtFine/{split}/{city}/{city}_{seq}_{frame:06d}" + _LABEL_SUFFIX,
     labels_every_frame=False,
     flow="{city}_{seq}_{frame:06d}_{other:06d}_int16_x10.npy",
+    flow_hint="the public Cityscapes-Seq val flows (DA-VSN / TPS) cover frame 19 -> 18 of "
+    "each snippet only: read val with clip_len 2, or compute the flows of the earlier frames",
 )
 
 _SEQ_MAPS = {
@@ -133,7 +136,7 @@ class CityscapesSeq(_LabelledFrames):
         size: tuple[int, int] | None = None,
         protocol: str = "viper",
         *,
-        names: Sequence[str] | None = None,
+        names: Sequence[str] | PathLike | None = None,
     ) -> None:
         root_p = Path(root)
         clip_len = _check_clip_len(clip_len)
@@ -144,18 +147,21 @@ class CityscapesSeq(_LabelledFrames):
         gt_dir = root_p / "gtFine" / split
         _require_dir(seq_dir, "Cityscapes-Seq frames <city>/<city>_<seq>_<frame6>_leftImg8bit.png")
         _require_dir(gt_dir, "Cityscapes labels <city>/<city>_<seq>_<frame6>_gtFine_labelIds.png")
-        found = _labelled_names(gt_dir) if names is None else list(names)
-        samples, skipped, flow_p = _video_clips(
+        names = _names(names)
+        found = _labelled_names(gt_dir) if names is None else names
+        clips, flow_p = _video_clips(
             _LAYOUT, root_p, found, clip_len, flow_root, {"split": split},
             strict=names is not None, where=gt_dir,
             layout_hint="<city>/*_gtFine_labelIds.png with their frames",
         )  # fmt: skip
         super().__init__(
-            samples,
+            clips.samples,
             train_id_map,
             size=size_,
             has_flow=flow_p is not None,
-            skipped=skipped,
+            skipped=clips.skipped,
+            unlabelled=clips.unlabelled,
+            no_flow=clips.no_flow,
             dataset="Cityscapes-Seq",
         )
         self.root = root_p

@@ -25,6 +25,7 @@ from dastc.data._io import (
     _check_size,
     _LabelledFrames,
     _Listing,
+    _names,
     _require_dir,
     _video_clips,
     _VideoLayout,
@@ -103,9 +104,10 @@ class SynthiaSeq(_LabelledFrames):
         size: tuple[int, int] | None = None,
         protocol: str = "12",
         *,
-        names: Sequence[str] | None = None,
+        names: Sequence[str] | PathLike | None = None,
     ) -> None:
         root_p = Path(root)
+        names = _names(names)
         clip_len = _check_clip_len(clip_len)
         size_ = _check_size(size)
         train_id_map = _MAPS[_check_choice(protocol, "protocol", list(_MAPS))]
@@ -117,17 +119,19 @@ class SynthiaSeq(_LabelledFrames):
             found = sorted(f for f in rgb if _LAYOUT.pattern.fullmatch(f))
         else:
             found = list(names)
-        samples, skipped, flow_p = _video_clips(
+        clips, flow_p = _video_clips(
             _LAYOUT, root_p, found, clip_len, flow_root, {},
             strict=names is not None, where=root_p / "rgb",
             layout_hint="<frame6>.png with labels in label/",
         )  # fmt: skip
         super().__init__(
-            samples,
+            clips.samples,
             train_id_map,
             size=size_,
             has_flow=flow_p is not None,
-            skipped=skipped,
+            skipped=clips.skipped,
+            unlabelled=clips.unlabelled,
+            no_flow=clips.no_flow,
             label_channel=0,
             crop_bottom=SYNTHIA_SEQ_CROP_BOTTOM,
             dataset="SYNTHIA-Seq",

@@ -27,6 +27,7 @@ from dastc.data._io import (
     _check_size,
     _LabelledFrames,
     _Listing,
+    _names,
     _require_dir,
     _video_clips,
     _VideoLayout,
@@ -46,6 +47,9 @@ _LAYOUT = _VideoLayout(
     label="{split}/cls/{seq}/{seq}_{frame:05d}.png",
     labels_every_frame=True,
     flow="{seq}_{frame:05d}{other:05d}_int16_x10.npy",
+    flow_hint="the public VIPER flows (DA-VSN / TPS) cover the frames of the public lists "
+    "train.txt / val.txt (every 10th frame): pass names=read_list(LIST) "
+    "(the example: --source-list LIST)",
 )
 
 
@@ -227,10 +231,11 @@ class VIPER(_LabelledFrames):
         flow_root: PathLike | None = None,
         size: tuple[int, int] | None = None,
         *,
-        names: Sequence[str] | None = None,
+        names: Sequence[str] | PathLike | None = None,
         remove_ego: bool = True,
     ) -> None:
         root_p = Path(root)
+        names = _names(names)
         clip_len = _check_clip_len(clip_len)
         size_ = _check_size(size)
         _require_dir(root_p, "the VIPER root, holding <split>/img and <split>/cls")
@@ -247,17 +252,19 @@ class VIPER(_LabelledFrames):
             ]
         else:
             found = list(names)
-        samples, skipped, flow_p = _video_clips(
+        clips, flow_p = _video_clips(
             _LAYOUT, root_p, found, clip_len, flow_root, {"split": split},
             strict=names is not None, where=img_dir,
             layout_hint="<seq>/<seq>_<frame5>.jpg with labels in cls/",
         )  # fmt: skip
         super().__init__(
-            samples,
+            clips.samples,
             VIPER_MAP,
             size=size_,
             has_flow=flow_p is not None,
-            skipped=skipped,
+            skipped=clips.skipped,
+            unlabelled=clips.unlabelled,
+            no_flow=clips.no_flow,
             fix_raw=remove_ego_vehicle if remove_ego else None,
             dataset="VIPER",
         )
