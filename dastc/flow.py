@@ -25,7 +25,7 @@ from torch import Tensor
 
 from dastc._validate import check_dims, check_float, check_rank, check_same_device, describe
 
-__all__ = ["flow_validity", "occlusion_mask", "warp"]
+__all__ = ["compose_flow", "flow_from_last", "flow_validity", "occlusion_mask", "warp"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -274,3 +274,94 @@ def occlusion_mask(
     mag = f.square().sum(dim=-3) + b_w.square().sum(dim=-3)
     consistent = sq < alpha1 * mag + alpha2
     return consistent & flow_validity(f)
+
+
+# -- chaining and resizing backward flows (the public flow files) ----------------------
+
+
+def _resize_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of a ``(N, 2, h, w)`` flow to ``size``, rescaling the vectors."""
+    h, w = flow.shape[-2:]
+    if (h, w) == size:
+        return flow
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w, size[0] / h], dtype=out.dtype).view(1, 2, 1, 1)
+    return out * scale
+
+
+def compose_flow(first: Tensor, second: Tensor) -> Tensor:
+    """Chain two backward flows: ``a -> b`` then ``b -> c`` gives ``a -> c``.
+
+    ``out(p) = first(p) + second(p + first(p))``, ``second`` sampled bilinearly
+    (pixel centres at integer coordinates) with border values outside the frame.
+
+    Args:
+        first: float ``(..., 2, H, W)`` flow on frame a's grid pointing into frame b.
+        second: float ``(..., 2, H, W)`` flow on frame b's grid pointing into frame c.
+
+    Returns:
+        float ``(..., 2, H, W)`` flow on frame a's grid pointing into frame c.
+
+    Examples:
+        >>> a = torch.ones(2, 4, 5)
+        >>> compose_flow(a, 2 * a)[:, 0, 0].tolist()
+        [3.0, 3.0]
+    """
+    h, w = first.shape[-2:]
+    lead = first.shape[:-3]
+    a = first.reshape(-1, 2, h, w)
+    b = second.reshape(-1, 2, h, w)
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=a.dtype, device=a.device),
+        torch.arange(w, dtype=a.dtype, device=a.device),
+        indexing="ij",
+    )
+    gx = (xs + a[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + a[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1)
+    sampled = F.grid_sample(b, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return (a + sampled).reshape(*lead, 2, h, w)
+
+
+def flow_from_last(flow_prev: Tensor) -> Tensor:
+    """Flow from the last frame of a clip to each of its frames, chained from per-frame flows.
+
+    ``flow_prev[..., t, :, :, :]`` is the backward flow of frame ``t`` into frame
+    ``t - 1`` (the item field ``"flow_prev"``; the public ``*_int16_x10.npy``
+    files). This returns ``out`` with ``out[T-1] = 0``, ``out[T-2] = flow_prev[T-1]``
+    and ``out[t] = compose_flow(out[t + 1], flow_prev[t + 1])``: the flow on the
+    **last** frame's grid pointing into frame ``t``, so that
+    ``warp(x[t], out[t])`` brings frame ``t`` (or its predictions) onto the last
+    frame. Chaining accumulates the error of each step and cannot see through
+    occlusions.
+
+    Args:
+        flow_prev: float ``(T, 2, H, W)`` or ``(B, T, 2, H, W)``.
+
+    Returns:
+        float tensor of the same shape.
+
+    Raises:
+        ValueError: ``flow_prev`` is not ``(..., T, 2, H, W)``.
+
+    Examples:
+        >>> fp = torch.zeros(3, 2, 4, 5)
+        >>> fp[1:, 0] = 1.0  # every frame moved 1 px right of the one before
+        >>> flow_from_last(fp)[:, 0, 0, 0].tolist()
+        [2.0, 1.0, 0.0]
+    """
+    if not isinstance(flow_prev, Tensor) or flow_prev.dim() not in (4, 5):
+        raise ValueError(
+            "flow_prev: expected shape (T, 2, H, W) or (B, T, 2, H, W), "
+            f"got {getattr(flow_prev, 'shape', type(flow_prev).__name__)}"
+        )
+    if flow_prev.shape[-3] != 2:
+        raise ValueError(
+            f"flow_prev: expected shape (T, 2, H, W) or (B, T, 2, H, W), got {flow_prev.shape}"
+        )
+    t = flow_prev.shape[-4]
+    out = [torch.zeros_like(flow_prev[..., 0, :, :, :])]
+    for k in range(t - 2, -1, -1):  # a chain: each step needs the one after it
+        nxt = flow_prev[..., k + 1, :, :, :]
+        out.append(nxt if k == t - 2 else compose_flow(out[-1], nxt))
+    return torch.stack(out[::-1], dim=-4)

@@ -27,8 +27,7 @@ from protocol_tables import SYNTHIA_SEQ_11 as SYNTHIA_11
 from protocol_tables import SYNTHIA_SEQ_12 as SYNTHIA_12
 from torch.utils.data import DataLoader
 
-from dastc.data import _io
-from dastc.data._io import flow_from_last
+from dastc.data import _files, flow_from_last
 from dastc.data.check import check_dataset, main
 from dastc.data.cityscapes import Cityscapes, CityscapesSeq
 from dastc.data.gta5 import GTA5
@@ -347,12 +346,12 @@ def test_value_read_label_png16(tmp_path):
         arr = rng.integers(0, 65536, (7, 9, c)).astype(np.uint16)
         write_png16(tmp_path / f"l{c}.png", arr)
         for ch in range(c):
-            got = _io.read_label(tmp_path / f"l{c}.png", channel=ch)
+            got = _files.read_label(tmp_path / f"l{c}.png", channel=ch)
             assert np.array_equal(got, arr[..., ch].astype(np.int64))
     with pytest.raises(ValueError, match=r"l3\.png.*single-channel"):
-        _io.read_label(tmp_path / "l3.png")
+        _files.read_label(tmp_path / "l3.png")
     with pytest.raises(ValueError, match=r"l3\.png.*channel 5"):
-        _io.read_label(tmp_path / "l3.png", channel=5)
+        _files.read_label(tmp_path / "l3.png", channel=5)
 
 
 # ---------------------------------------------------------------------------------------
@@ -498,13 +497,13 @@ def test_broken_files(tmp_path, cityscapes_tree):
         ds[0]
     np.save(tmp_path / "f_int16_x10.npy", np.zeros((4, 4, 2), np.float32))
     with pytest.raises(ValueError, match=r"f_int16_x10\.npy.*int16"):
-        _io.read_flow(tmp_path / "f_int16_x10.npy")
+        _files.read_flow(tmp_path / "f_int16_x10.npy")
 
 
 def test_pillow_missing_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(ImportError, match=r"dastc\[examples\]"):
-        _io._pil()
+        _files._pil()
 
 
 # ---------------------------------------------------------------------------------------

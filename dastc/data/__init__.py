@@ -7,15 +7,8 @@ the frame before it).
 """
 
 # --- imports (one block per module; keep sorted by module) ---
-from dastc.data._io import (
-    ClipItem,
-    compose_flow,
-    flow_from_last,
-    read_flow,
-    read_image,
-    read_label,
-    read_list,
-)
+from dastc.data._files import read_flow, read_image, read_label, read_list
+from dastc.data._frames import ClipItem
 from dastc.data.cityscapes import Cityscapes, CityscapesSeq
 from dastc.data.gta5 import GTA5
 from dastc.data.labelmaps import (
@@ -44,6 +37,7 @@ from dastc.data.labelmaps import (
 from dastc.data.synthetic import DEFAULT_TARGET_SHIFT, Shift, SyntheticDrivingClips
 from dastc.data.synthia_seq import SynthiaSeq
 from dastc.data.viper import VIPER, connected_component, remove_ego_vehicle
+from dastc.flow import compose_flow, flow_from_last
 
 __all__: list[str] = [
     "CITYSCAPES_13_MAP",

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from dastc.data._io import _LabelledFrames
+from dastc.data._frames import _LabelledFrames
 from dastc.data.cityscapes import Cityscapes, CityscapesSeq
 from dastc.data.gta5 import GTA5
 from dastc.data.labelmaps import IGNORE_INDEX

@@ -17,18 +17,16 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from dastc.data._io import (
-    PathLike,
+from dastc.data._files import PathLike
+from dastc.data._frames import _Frame, _LabelledFrames, _Sample
+from dastc.data._layout import (
     _check_choice,
     _check_clip_len,
     _check_size,
-    _Frame,
-    _LabelledFrames,
     _Listing,
     _names,
     _no_samples,
     _require_dir,
-    _Sample,
     _video_clips,
     _VideoLayout,
 )
@@ -88,7 +86,7 @@ class CityscapesSeq(_LabelledFrames):
     ``flow_prev`` float32 ``(T, 2, H, W)``: frame ``t``'s backward flow
     ``(dx, dy)`` into frame ``t - 1``, read from the public file
     ``<city>_<seq>_<t6>_<t-1 6>_int16_x10.npy`` (flat in ``flow_root``), zeros
-    for ``t = 0`` (see :class:`~dastc.data._io.ClipItem`). Flow files stored at
+    for ``t = 0`` (see :class:`~dastc.data.ClipItem`). Flow files stored at
     another resolution (e.g. 1024 × 512) are resized to the output, vectors
     rescaled.
 

@@ -14,16 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dastc.data._io import (
-    PathLike,
-    _check_size,
-    _Frame,
-    _LabelledFrames,
-    _Listing,
-    _no_samples,
-    _require_dir,
-    _Sample,
-)
+from dastc.data._files import PathLike
+from dastc.data._frames import _Frame, _LabelledFrames, _Sample
+from dastc.data._layout import _check_size, _Listing, _no_samples, _require_dir
 from dastc.data.labelmaps import GTA5_MAP
 
 __all__ = ["GTA5"]

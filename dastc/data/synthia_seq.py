@@ -18,12 +18,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from dastc.data._io import (
-    PathLike,
+from dastc.data._files import PathLike
+from dastc.data._frames import _LabelledFrames
+from dastc.data._layout import (
     _check_choice,
     _check_clip_len,
     _check_size,
-    _LabelledFrames,
     _Listing,
     _names,
     _require_dir,
@@ -59,7 +59,7 @@ class SynthiaSeq(_LabelledFrames):
     frame's name (``"000001.png"``), and with ``flow_root``, ``flow_prev``
     float32 ``(T, 2, H, W)``: frame ``t``'s backward flow ``(dx, dy)`` into
     frame ``t - 1``, read from the public file ``<t6>_int16_x10.npy``, zeros for
-    ``t = 0`` (see :class:`~dastc.data._io.ClipItem`). A flow file the size of
+    ``t = 0`` (see :class:`~dastc.data.ClipItem`). A flow file the size of
     the uncropped frame is cropped like it; any other size is taken to cover
     the cropped frame; either is resized to the output, vectors rescaled.
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from dastc.data._io import (
-    PathLike,
+from dastc.data._files import PathLike
+from dastc.data._frames import _LabelledFrames
+from dastc.data._layout import (
     _check_clip_len,
     _check_size,
-    _LabelledFrames,
     _Listing,
     _names,
     _require_dir,
@@ -181,7 +181,7 @@ class VIPER(_LabelledFrames):
     backward flow ``(dx, dy)`` into frame ``t - 1``, read from the public file
     ``<seq>_<t5><t-1 5>_int16_x10.npy`` (flat in ``flow_root``, e.g.
     ``001_0001000009_int16_x10.npy``), zeros for ``t = 0`` (see
-    :class:`~dastc.data._io.ClipItem`; :func:`~dastc.data._io.flow_from_last`
+    :class:`~dastc.data.ClipItem`; :func:`~dastc.data.flow_from_last`
     chains it into flows from the last frame). Flow files stored at another
     resolution are resized to the output, vectors rescaled.
 
