@@ -59,9 +59,10 @@ def test_quick_run_writes_records(quick_metrics: dict) -> None:
     assert "| metrics |" in quick_metrics["_stdout"]
 
 
-def test_render_prints_the_saved_table(quick_metrics: dict, tmp_path: Path) -> None:
+def _render(doc: dict, tmp_path: Path) -> str:
+    """``run.py --render`` of ``doc`` saved as JSON, in a fresh process; its stdout."""
     path = tmp_path / "doc.json"
-    path.write_text(json.dumps({k: v for k, v in quick_metrics.items() if k != "_stdout"}))
+    path.write_text(json.dumps(doc))
     proc = subprocess.run(
         [sys.executable, str(BENCH / "run.py"), "--render", str(path)],
         capture_output=True,
@@ -69,8 +70,14 @@ def test_render_prints_the_saved_table(quick_metrics: dict, tmp_path: Path) -> N
         timeout=60,
         check=True,
     )
-    assert proc.stdout.startswith("| op | case | ms |")
-    assert "| metrics | B2 256x512 K19" in proc.stdout
+    return proc.stdout
+
+
+def test_render_prints_the_saved_table(quick_metrics: dict, tmp_path: Path) -> None:
+    doc = {k: v for k, v in quick_metrics.items() if k != "_stdout"}
+    out = _render(doc, tmp_path)
+    assert out.startswith("| op | case | ms |")
+    assert "| metrics | B2 256x512 K19" in out
 
 
 def test_timing_helpers() -> None:
@@ -154,14 +161,6 @@ def test_train_step_times_the_method(tmp_path: Path) -> None:
     assert all(v > 0 for v in rec["dastc_ops_ms"].values()), rec["dastc_ops_ms"]
     assert rec["runs"] == 3 and rec["ms_full"] > 0 and rec["ms_identity"] > 0
     assert rec["share_timed_ops"] == pytest.approx(rec["ms_dastc_ops"] / rec["ms_full"], abs=1e-3)
-    path = tmp_path / "doc.json"
-    path.write_text(json.dumps({"meta": {}, "records": [rec]}))
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "run.py"), "--render", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "Training step (example DASTC step" in proc.stdout
-    assert "dastc ops timed inside the full step" in proc.stdout
+    out = _render({"meta": {}, "records": [rec]}, tmp_path)
+    assert "Training step (example DASTC step" in out
+    assert "dastc ops timed inside the full step" in out
