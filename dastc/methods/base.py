@@ -64,6 +64,8 @@ class Method(nn.Module):
     adapts: ClassVar[bool] = False
     #: whether the method feeds the flow to a temporal student
     temporal_model: ClassVar[bool] = True
+    #: whether the step reads ``target['label']``
+    needs_target_labels: ClassVar[bool] = False
 
     student: nn.Module
     net: nn.Module
@@ -116,10 +118,8 @@ class Method(nn.Module):
     def _flows(
         self, source: dict[str, Tensor], target: dict[str, Tensor]
     ) -> tuple[Tensor | None, Tensor | None]:
-        """Both domains' flows, when the method is temporal and both batches carry flow."""
-        if not (self.uses_temporal and source["clip"].shape[1] > 1):
-            return None, None
-        fs, ft = source.get("flow_prev"), target.get("flow_prev")
+        """Both domains' flows (:meth:`flow_for`), when both batches carry flow."""
+        fs, ft = self.flow_for(source), self.flow_for(target)
         if fs is None or ft is None:
             return None, None
         return fs, ft
@@ -173,8 +173,6 @@ class Method(nn.Module):
         loss = self.loss(source, target, logs)
         logs["loss"] = loss.detach()
         return StepOutput(loss, logs)
-
-    needs_target_labels: ClassVar[bool] = False
 
     def loss(
         self, source: dict[str, Tensor], target: dict[str, Tensor], logs: dict[str, Tensor]
