@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -36,10 +37,11 @@ class IntraInterClassAlignmentLoss(nn.Module):
 
     averaged over those classes (:func:`dastc.functional.prototype_infonce`).
     ``kind="mmd"`` is the multi-kernel RBF MMD² between the two prototype sets
-    restricted to the classes present in both
-    (:func:`dastc.functional.prototype_mmd`), the variant of the public CNN code.
-    Either way, classes absent from either side contribute nothing, the loss is
-    exactly 0 (with a graph) when no class is present in both, and it is never NaN.
+    (:func:`dastc.functional.prototype_mmd`), restricted to the classes present in
+    both; with ``absent="zero"`` it is the public DA-STC code's ``mmd_rbf``, where
+    every class counts and an absent one is a zero vector. Otherwise classes absent
+    from either side contribute nothing, the loss is exactly 0 (with a graph) when
+    no class is present in both, and it is never NaN.
 
     To align against the stable EMA source prototypes instead of the current
     source batch, pass ``agg.memory_prototypes()`` (see
@@ -54,6 +56,8 @@ class IntraInterClassAlignmentLoss(nn.Module):
         bandwidth: MMD fixed squared bandwidth, or ``None`` for the mean pairwise
             squared distance.
         eps: norm floor of the cosine (InfoNCE) / bandwidth floor (MMD).
+        absent: MMD: ``"skip"`` (only classes present in both) or ``"zero"``
+            (all classes, absent ones as zero vectors; the public code's rule).
 
     Shape:
         - src, tgt: :class:`~dastc.Prototypes` with ``vectors (K, C)`` and ``present (K,)``.
@@ -78,10 +82,14 @@ class IntraInterClassAlignmentLoss(nn.Module):
         multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
         bandwidth: float | None = None,
         eps: float = 1e-8,
+        absent: Literal["skip", "zero"] = "skip",
     ) -> None:
         super().__init__()
         if kind not in _KINDS:
             raise ValueError(f"kind: expected one of {_KINDS}, got {kind!r}")
+        if absent not in ("skip", "zero"):
+            raise ValueError(f"absent: expected 'skip' or 'zero', got {absent!r}")
+        self.absent: Literal["skip", "zero"] = absent
         self.temperature = check_positive(temperature, "temperature")
         self.kind = kind
         self.symmetric = bool(symmetric)
@@ -93,7 +101,10 @@ class IntraInterClassAlignmentLoss(nn.Module):
 
     def extra_repr(self) -> str:
         if self.kind == "mmd":
-            return f"kind='mmd', multipliers={self.multipliers}, bandwidth={self.bandwidth}"
+            return (
+                f"kind='mmd', multipliers={self.multipliers}, bandwidth={self.bandwidth}, "
+                f"absent={self.absent!r}"
+            )
         return f"kind='infonce', temperature={self.temperature}, symmetric={self.symmetric}"
 
     def forward(self, src: Prototypes, tgt: Prototypes) -> Tensor:
@@ -119,6 +130,7 @@ class IntraInterClassAlignmentLoss(nn.Module):
                 multipliers=self.multipliers,
                 bandwidth=self.bandwidth,
                 eps=self.eps,
+                absent=self.absent,
             )
         return prototype_infonce(
             src.vectors,

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from dastc import _validate as V
-from dastc.functional.class_mix import ClipMixOutput, bidirectional_clip_mix
+from dastc.functional.class_mix import ClipMixOutput, _check_class_count, bidirectional_clip_mix
 from dastc.functional.feature_mix import shallow_feature_mix
 
 __all__ = ["BidirectionalClipMix", "ShallowFeatureMix"]
@@ -39,7 +39,16 @@ class BidirectionalClipMix(nn.Module):
             pasted on the source (the public code's 0.9); the call must then give
             ``tgt_confidence``. Off by default.
         rare_classes: optional class ids always pasted when present. Off by default.
-        exclude_s2t_classes: the target draw skips classes drawn on the source side.
+        exclude_s2t_classes: the target draw skips the classes drawn at random on the
+            source side.
+        class_count: optional; each side draws this many classes (all when fewer
+            are present) instead of ``class_fraction`` of them (the public code: 2).
+        rare_t2s: ``rare_classes`` are pasted target → source too (default True;
+            the public code: source → target only).
+
+    The public DA-STC code's class mix is ``class_count=2``, its fixed tail
+    classes as ``rare_classes`` with ``rare_t2s=False``, ``exclude_s2t_classes=True``
+    and ``paste_threshold=0.9`` (see the guide's comparison with the public code).
 
     Shape:
         - clips: ``(B, T, C, H, W)`` or ``(B, C, H, W)``; labels and weights
@@ -67,6 +76,8 @@ class BidirectionalClipMix(nn.Module):
         paste_threshold: float | None = None,
         rare_classes: Sequence[int] | None = None,
         exclude_s2t_classes: bool = False,
+        class_count: int | None = None,
+        rare_t2s: bool = True,
     ) -> None:
         super().__init__()
         self.num_classes = V.check_num_classes(num_classes)
@@ -78,6 +89,8 @@ class BidirectionalClipMix(nn.Module):
             else V.check_unit_interval(paste_threshold, "paste_threshold")
         )
         self.exclude_s2t_classes = bool(exclude_s2t_classes)
+        self.class_count = _check_class_count(class_count)
+        self.rare_t2s = bool(rare_t2s)
         if rare_classes is None:
             self.register_buffer("rare_mask", None, persistent=False)
         else:
@@ -139,12 +152,15 @@ class BidirectionalClipMix(nn.Module):
             paste_threshold=self.paste_threshold,
             rare_classes=rare,
             exclude_s2t_classes=self.exclude_s2t_classes,
+            class_count=self.class_count,
+            rare_t2s=self.rare_t2s,
         )
 
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
             f"class_fraction={self.class_fraction}"
+            + ("" if self.class_count is None else f", class_count={self.class_count}")
         )
 
 

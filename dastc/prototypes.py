@@ -8,7 +8,7 @@ and (2) keeps an EMA memory bank of the prototypes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -22,6 +22,7 @@ from dastc._validate import (
     check_unit_interval,
     describe,
 )
+from dastc.functional.frame_prototypes import frame_mean_prototypes
 from dastc.functional.prototypes import Prototypes, class_sums, prototypes_from_sums
 from dastc.typing import Features, LabelMap, Weights
 
@@ -87,6 +88,13 @@ class SpatioTemporalPrototypeAggregator(nn.Module):
         momentum: EMA momentum ``μ`` in ``[0, 1]`` of the memory bank.
         process_group: the group to sum over; ``None``: the default (world) group.
         sync: sum over processes when distributed; ``False`` keeps prototypes local.
+        pooling: ``"clip"`` (default): one weighted mean over every pixel of the
+            batch, as above; ``"frame_mean"``: one prototype set per frame, zero
+            rows for classes absent from a frame, averaged over the frames with
+            equal weights (:func:`~dastc.functional.frame_mean_prototypes`; the
+            public DA-STC code's 0.5 / 0.5 average of two frame predictions).
+        min_pixels: ``"frame_mean"`` only: a class with fewer pixels (at feature
+            resolution) in a frame gets a zero row there (the public code: 5).
 
     Shape:
         - features: ``(B, T, C, h, w)`` or ``(B, C, h, w)`` float.
@@ -120,6 +128,8 @@ class SpatioTemporalPrototypeAggregator(nn.Module):
         *,
         process_group: Any = None,
         sync: bool = True,
+        pooling: Literal["clip", "frame_mean"] = "clip",
+        min_pixels: int = 1,
     ) -> None:
         super().__init__()
         self.num_classes = check_num_classes(num_classes)
@@ -128,6 +138,17 @@ class SpatioTemporalPrototypeAggregator(nn.Module):
         self.momentum = check_unit_interval(momentum, "momentum")
         self.process_group = process_group
         self.sync = bool(sync)
+        if pooling not in ("clip", "frame_mean"):
+            raise ValueError(f"pooling: expected 'clip' or 'frame_mean', got {pooling!r}")
+        self.pooling: Literal["clip", "frame_mean"] = pooling
+        if isinstance(min_pixels, bool) or not isinstance(min_pixels, int) or min_pixels < 1:
+            raise ValueError(f"min_pixels: expected an int >= 1, got {min_pixels!r}")
+        if min_pixels > 1 and pooling == "clip":
+            raise ValueError(
+                f"min_pixels: {min_pixels} needs pooling='frame_mean' (the clip pooling "
+                "counts every pixel of the batch), got pooling='clip'"
+            )
+        self.min_pixels = min_pixels
         self.register_buffer("memory", torch.zeros(num_classes, feat_dim))
         self.register_buffer("initialized", torch.zeros(num_classes, dtype=torch.bool))
 
@@ -135,6 +156,11 @@ class SpatioTemporalPrototypeAggregator(nn.Module):
         return (
             f"num_classes={self.num_classes}, feat_dim={self.feat_dim}, "
             f"ignore_index={self.ignore_index}, momentum={self.momentum}, sync={self.sync}"
+            + (
+                ""
+                if self.pooling == "clip"
+                else f", pooling='frame_mean', min_pixels={self.min_pixels}"
+            )
         )
 
     def _distributed(self) -> bool:
@@ -166,6 +192,8 @@ class SpatioTemporalPrototypeAggregator(nn.Module):
                 f"features: expected {self.feat_dim} channels (feat_dim) at dim "
                 f"{features.dim() - 3}, got {describe(features)}"
             )
+        if self.pooling == "frame_mean":
+            return self._frame_mean(features, labels, weights)
         sums, counts = class_sums(features, labels, self.num_classes, weights, self.ignore_index)
         if self._distributed():
             # One collective for both statistics: (K, C + 1).
@@ -173,6 +201,21 @@ class SpatioTemporalPrototypeAggregator(nn.Module):
             packed = _all_reduce_sum(packed, self.process_group)
             sums, counts = packed[:, :-1], packed[:, -1]
         return prototypes_from_sums(sums, counts)
+
+    def _frame_mean(self, features: Tensor, labels: Tensor, weights: Tensor | None) -> Prototypes:
+        """``pooling="frame_mean"``: the mean over every process's frames when distributed."""
+        p = frame_mean_prototypes(
+            features, labels, self.num_classes, weights, self.ignore_index, self.min_pixels
+        )
+        if not self._distributed():
+            return p
+        frames = features.shape[0] * (features.shape[1] if features.dim() == 5 else 1)
+        # One collective: (K, C + 2) = [sum of frame rows | frames with a prototype | frames].
+        n = torch.full_like(p.counts, float(frames)).unsqueeze(1)
+        packed = torch.cat([p.vectors * n, p.counts.unsqueeze(1), n], dim=1)
+        packed = _all_reduce_sum(packed, self.process_group)
+        counts = packed[:, -2]
+        return Prototypes(packed[:, :-2] / packed[:, -1:], counts, counts > 0)
 
     @torch.no_grad()
     def update(self, protos: Prototypes) -> None:

@@ -14,6 +14,7 @@ from dastc.functional.class_mix import ClipMixOutput, bidirectional_clip_mix, sa
 from dastc.functional.cross_entropy import weighted_cross_entropy
 from dastc.functional.distribution_alignment import align_distribution, class_distribution_stats
 from dastc.functional.feature_mix import resize_mask, shallow_feature_mix
+from dastc.functional.frame_prototypes import frame_mean_prototypes
 from dastc.functional.prototypes import (
     Prototypes,
     adaptive_weights,
@@ -39,6 +40,7 @@ __all__: list[str] = [
     "class_prototypes",
     "class_sums",
     "confidence_weights",
+    "frame_mean_prototypes",
     "frame_reliability",
     "prototype_infonce",
     "prototype_mmd",

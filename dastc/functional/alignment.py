@@ -11,6 +11,7 @@ gradients, and read nothing back to the host.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -152,6 +153,7 @@ def prototype_mmd(
     multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
     bandwidth: float | None = None,
     eps: float = 1e-8,
+    absent: Literal["skip", "zero"] = "skip",
 ) -> Tensor:
     """Multi-kernel RBF MMD² between the source and target prototype sets.
 
@@ -169,6 +171,10 @@ def prototype_mmd(
     :math:`X \\cup Y` (detached), as in DAN. Exactly 0, with a graph, when no
     class is present in both.
 
+    With ``absent="zero"`` the sets are all ``K`` rows of each side, a class
+    absent on one side counting as a zero vector there (``n = K``): the public
+    DA-STC code's ``mmd_rbf`` over its prototype matrices, zero rows included.
+
     Args:
         src_vectors: ``(K, C)`` float source prototypes.
         tgt_vectors: ``(K, C)`` float target prototypes.
@@ -177,6 +183,8 @@ def prototype_mmd(
         multipliers: kernel bandwidth multipliers :math:`\\beta_m`.
         bandwidth: fixed :math:`\\sigma^2 > 0`, or ``None`` for the data-driven one.
         eps: floor of :math:`\\sigma^2` (identical prototypes give no division by 0).
+        absent: ``"skip"`` (default): only the classes present in both sides count;
+            ``"zero"``: every class counts, absent ones as zero vectors.
 
     Returns:
         Scalar float32 (float64 for float64 input) MMD², computed in float32
@@ -185,7 +193,7 @@ def prototype_mmd(
     Raises:
         TypeError: vectors not floating, presence masks not bool.
         ValueError: shapes differ or are not ``(K, C)``/``(K,)``, empty or
-            non-positive ``multipliers``, ``bandwidth`` ≤ 0.
+            non-positive ``multipliers``, ``bandwidth`` ≤ 0, unknown ``absent``.
 
     Examples:
         >>> s, t = torch.randn(5, 16), torch.randn(5, 16)
@@ -199,10 +207,16 @@ def prototype_mmd(
     if bandwidth is not None:
         check_positive(bandwidth, "bandwidth")
     check_positive(eps, "eps")
+    if absent not in ("skip", "zero"):
+        raise ValueError(f"absent: expected 'skip' or 'zero', got {absent!r}")
     dtype = torch.float64 if src_vectors.dtype == torch.float64 else torch.float32
     with torch.autocast(src_vectors.device.type, enabled=False):
-        both = sp & tp
-        z = torch.cat([_prepare(src_vectors, both, dtype), _prepare(tgt_vectors, both, dtype)])
+        if absent == "zero":
+            z = torch.cat([_prepare(src_vectors, sp, dtype), _prepare(tgt_vectors, tp, dtype)])
+            both = torch.ones_like(sp)
+        else:
+            both = sp & tp
+            z = torch.cat([_prepare(src_vectors, both, dtype), _prepare(tgt_vectors, both, dtype)])
         mask = torch.cat([both, both]).to(dtype)
         sq = z.pow(2).sum(dim=1)
         d2 = (sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * (z @ z.transpose(0, 1))).clamp_min(0.0)

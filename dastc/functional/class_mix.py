@@ -98,22 +98,23 @@ def _draw(
     present: Tensor,
     class_fraction: float,
     generator: torch.Generator | None,
-    always: Tensor | None,
+    class_count: int | None = None,
 ) -> Tensor:
-    """Choose ``round_half_up(class_fraction * n_present)`` present classes per row, at random.
+    """Choose ``round_half_up(class_fraction * n_present)`` present classes per row, at random
+    (``min(class_count, n_present)`` with a ``class_count``).
 
     Random scores over the present classes, then the top-k by rank: no loop, no sync.
     """
     B, K = present.shape
     n = present.sum(1, dtype=torch.float64 if present.device.type != "mps" else torch.float32)
-    k = torch.floor(n * class_fraction + 0.5)
+    if class_count is None:
+        k = torch.floor(n * class_fraction + 0.5)
+    else:
+        k = n.clamp_max(class_count)
     scores = torch.rand(B, K, generator=generator, device=present.device)
     scores = torch.where(present, scores, -1.0)
     rank = scores.argsort(dim=1, descending=True).argsort(dim=1)
-    chosen = present & (rank < k.unsqueeze(1))
-    if always is not None:
-        chosen = chosen | (present & always)
-    return chosen
+    return present & (rank < k.unsqueeze(1))
 
 
 def sample_class_masks(
@@ -125,12 +126,14 @@ def sample_class_masks(
     generator: torch.Generator | None = None,
     always: Tensor | None = None,
     exclude: Tensor | None = None,
+    class_count: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Draw whole classes per clip and return the mask of their pixels in every frame.
 
     For each clip ``b``: ``chosen_b`` is a uniformly random subset of the valid
     classes present in ``labels[b]`` (``ignore_index`` is never drawn) of size
-    ``round_half_up(class_fraction * n_present)``; ``mask[b] = isin(labels[b], chosen_b)``.
+    ``round_half_up(class_fraction * n_present)``, or ``min(class_count, n_present)``
+    with a ``class_count``; ``mask[b] = isin(labels[b], chosen_b)``.
 
     Args:
         labels: long ``(B, T, H, W)`` or ``(B, H, W)``, values in ``[0, K)`` or ``ignore_index``.
@@ -141,6 +144,8 @@ def sample_class_masks(
         always: optional bool ``(K,)``; these classes are added whenever present
             (e.g. rare classes), on top of the random draw.
         exclude: optional bool ``(B, K)``; these classes are never drawn for clip b.
+        class_count: optional int ``>= 1``: draw this many classes (all when fewer are
+            present) instead of a fraction, as the public DA-STC code does (2).
 
     Returns:
         ``(mask, chosen)``: bool mask with the shape of ``labels`` and bool
@@ -168,7 +173,19 @@ def sample_class_masks(
     cf = V.check_unit_interval(class_fraction, "class_fraction")
     always_m = _check_class_set(always, "always", K, None, labels.device)
     exclude_m = _check_class_set(exclude, "exclude", K, labels.shape[0], labels.device)
-    return _class_masks(labels, K, ignore_index, cf, generator, always_m, exclude_m)
+    count = _check_class_count(class_count)
+    mask, chosen, _ = _class_masks(
+        labels, K, ignore_index, cf, generator, always_m, exclude_m, count
+    )
+    return mask, chosen
+
+
+def _check_class_count(class_count: int | None) -> int | None:
+    if class_count is None:
+        return None
+    if isinstance(class_count, bool) or not isinstance(class_count, int) or class_count < 1:
+        raise ValueError(f"class_count: expected None or an int >= 1, got {class_count!r}")
+    return class_count
 
 
 def _check_class_set(
@@ -194,17 +211,20 @@ def _class_masks(
     generator: torch.Generator | None,
     always: Tensor | None,
     exclude: Tensor | None,
-) -> tuple[Tensor, Tensor]:
+    class_count: int | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(mask, chosen, drawn)``: ``drawn`` the random draw, ``chosen`` it plus ``always``."""
     table = _label_table(labels, num_classes, ignore_index)
     present = _present_classes(table, num_classes)
     if exclude is not None:
         present = present & ~exclude
-    chosen = _draw(present, class_fraction, generator, always)
+    drawn = _draw(present, class_fraction, generator, class_count)
+    chosen = drawn if always is None else drawn | (present & always)
     # Every column but the classes' (ignore_index, unused values) stays False.
     lookup = chosen.new_zeros(labels.shape[0], table.width)
     lookup[:, table.first : table.first + num_classes] = chosen
     mask = lookup.gather(1, table.columns).reshape(labels.shape)
-    return mask, chosen
+    return mask, chosen, drawn
 
 
 def bidirectional_clip_mix(
@@ -224,6 +244,8 @@ def bidirectional_clip_mix(
     paste_threshold: float | None = None,
     rare_classes: Tensor | None = None,
     exclude_s2t_classes: bool = False,
+    class_count: int | None = None,
+    rare_t2s: bool = True,
 ) -> ClipMixOutput:
     """Paste source classes on the target clip and target classes on the source clip.
 
@@ -256,8 +278,14 @@ def bidirectional_clip_mix(
             exceeds it are pasted on the source clip (the public code uses 0.9).
             Off by default.
         rare_classes: optional bool ``(K,)``: classes always pasted when present.
-        exclude_s2t_classes: if True, the target draw skips classes drawn on the
-            source side (as the public code does). Off by default.
+        exclude_s2t_classes: if True, the target draw skips the classes drawn at
+            random on the source side (not the ``rare_classes`` added to them), as
+            the public code does. Off by default.
+        class_count: optional int ``>= 1``: each side draws this many classes (all
+            when fewer are present) instead of ``class_fraction`` of them; the
+            public DA-STC code draws 2. ``rare_classes`` come on top.
+        rare_t2s: whether ``rare_classes`` are also always pasted target → source
+            (default); the public code adds its tail classes on the source side only.
 
     Returns:
         :class:`ClipMixOutput` with the rank of the input.
@@ -297,6 +325,7 @@ def bidirectional_clip_mix(
             "(e.g. PseudoLabel.confidence), got None; tgt_weight is not used for it"
         )
     rare = _check_class_set(rare_classes, "rare_classes", K, None, src_label.device)
+    count = _check_class_count(class_count)
     V.check_labels(src_label, "src_label", K, ignore_index)
     V.check_labels(tgt_label, "tgt_label", K, ignore_index)
 
@@ -324,6 +353,8 @@ def bidirectional_clip_mix(
         thr,
         rare,
         exclude_s2t_classes,
+        count,
+        rare_t2s,
     )
     if not was_image:
         return out
@@ -401,19 +432,22 @@ def _mix(
     paste_threshold: float | None,
     rare: Tensor | None,
     exclude_s2t: bool,
+    class_count: int | None = None,
+    rare_t2s: bool = True,
 ) -> ClipMixOutput:
     """Mixing on clip-rank tensors with validated arguments (the compiled core)."""
-    s2t_mask, s2t_chosen = _class_masks(
-        ys, num_classes, ignore_index, class_fraction, generator, rare, None
+    s2t_mask, _, s2t_drawn = _class_masks(
+        ys, num_classes, ignore_index, class_fraction, generator, rare, None, class_count
     )
-    t2s_mask, _ = _class_masks(
+    t2s_mask, _, _ = _class_masks(
         yt,
         num_classes,
         ignore_index,
         class_fraction,
         generator,
-        rare,
-        s2t_chosen if exclude_s2t else None,
+        rare if rare_t2s else None,
+        s2t_drawn if exclude_s2t else None,
+        class_count,
     )
     if paste_threshold is not None and conf is not None:
         t2s_mask = t2s_mask & (conf > paste_threshold)

@@ -15,7 +15,7 @@ and used the same way::
 """
 
 from dastc.methods.base import Method
-from dastc.methods.config import MethodConfig
+from dastc.methods.config import PUBLIC_TAIL_CLASSES, MethodConfig
 from dastc.methods.contract import LastMix, StepOutput, TwoStageSegmenter
 from dastc.methods.da_stc import DASTC
 from dastc.methods.image_dacs import ImageDACS
@@ -36,6 +36,7 @@ __all__ = [
     "LastMix",
     "Method",
     "MethodConfig",
+    "PUBLIC_TAIL_CLASSES",
     "Oracle",
     "SourceOnly",
     "StepOutput",

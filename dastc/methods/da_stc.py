@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -90,27 +90,68 @@ class DASTC(Method):
             self._needs_two_stages("feature_mix")
         self.uses_align = self.aligns and cfg.align
         if self.uses_align:
-            self._needs_two_stages("align")
-            feat_dim = getattr(student, "deep_channels", None)
-            if not isinstance(feat_dim, int) or feat_dim <= 0:
-                raise ValueError(
-                    f"student: align needs an int deep_channels (the deep features' C), "
-                    f"got {feat_dim!r}"
-                )
+            feat_dim: object = K
+            if cfg.align_on == "deep":
+                self._needs_two_stages("align")
+                feat_dim = getattr(student, "deep_channels", None)
+                if not isinstance(feat_dim, int) or feat_dim <= 0:
+                    raise ValueError(
+                        f"student: align needs an int deep_channels (the deep features' C), "
+                        f"got {feat_dim!r}"
+                    )
+            assert isinstance(feat_dim, int)
             dev = self.generator.device
-            self.agg_src = SpatioTemporalPrototypeAggregator(K, feat_dim, cfg.ignore_index).to(dev)
-            self.agg_tgt = SpatioTemporalPrototypeAggregator(K, feat_dim, cfg.ignore_index).to(dev)
+            self.agg_src, self.agg_tgt = (
+                SpatioTemporalPrototypeAggregator(
+                    K, feat_dim, cfg.ignore_index,
+                    pooling=cfg.prototype_pooling, min_pixels=cfg.prototype_min_pixels,
+                ).to(dev)
+                for _ in range(2)
+            )  # fmt: skip
             self.align_loss = IntraInterClassAlignmentLoss(
-                temperature=cfg.align_temperature, kind=cfg.align_kind
+                temperature=cfg.align_temperature, kind=cfg.align_kind, absent=cfg.align_absent
             )
         self.two_stage = all(callable(getattr(student, a, None)) for a in ("shallow", "deep"))
         self.mix = BidirectionalClipMix(
             K, cfg.ignore_index, class_fraction=cfg.class_fraction,
             rare_classes=list(cfg.rare_classes) or None,
+            exclude_s2t_classes=cfg.mix_exclude, rare_t2s=cfg.mix_rare_t2s,
+            paste_threshold=cfg.paste_threshold or None,
+            class_count=cfg.mix_classes or None,
         )  # fmt: skip
+        #: the previous adapting step's source (clip, label, flow), with ``mix_previous_source``
+        self.prev_source: tuple[Tensor, Tensor, Tensor | None] | None = None
         self.feature_mixer = ShallowFeatureMix(blend=cfg.feature_blend)
         self.class_balance = ClassBalance(K).to(self.generator.device)
         self.dist_align = DistributionAlignment(K).to(self.generator.device)
+
+    def _mix_source(
+        self, xs: Tensor, ys: Tensor, fs: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The source the clip mix pastes from: this step's, or with
+        ``mix_previous_source`` the previous adapting step's (this step's the first
+        time and whenever the shapes differ); stores this step's for the next."""
+        if not self.config.mix_previous_source:
+            return xs, ys, fs
+        prev, self.prev_source = self.prev_source, (xs.detach(), ys, fs)
+        if prev is None or prev[0].shape != xs.shape or (prev[2] is None) != (fs is None):
+            return xs, ys, fs
+        return prev
+
+    def get_extra_state(self) -> dict[str, Any]:
+        state = super().get_extra_state()
+        if self.prev_source is not None:
+            state["prev_source"] = self.prev_source
+        return state
+
+    def set_extra_state(self, state: Any) -> None:
+        super().set_extra_state(state)
+        prev = state.get("prev_source")
+        dev = self.generator.device
+        self.prev_source = None
+        if prev is not None:
+            clip, label, flow = prev
+            self.prev_source = (clip.to(dev), label.to(dev), None if flow is None else flow.to(dev))
 
     def _frames(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The batch as the student sees it (:class:`ImageDACS`: every frame an image)."""
@@ -143,10 +184,12 @@ class DASTC(Method):
         logs["pl_conf"] = (pl.confidence > cfg.pseudo_threshold).float().mean()
         logs["pl_hist"] = _counts(pl.label, K).float() / pl.label.numel()
         # 2. sequence-level bidirectional mix (+ strong augmentation, same for every frame)
+        mxs, mys, mfs = self._mix_source(xs, ys, fs)
         mix = self.mix(
-            xs, ys, xt, pl.label, pl.weight, generator=self.generator, src_flow=fs, tgt_flow=ft
-        )
-        self.last_mix = LastMix(xs, ys, xt, pl.label, mix)
+            mxs, mys, xt, pl.label, pl.weight, generator=self.generator, src_flow=mfs,
+            tgt_flow=ft, tgt_confidence=pl.confidence if cfg.paste_threshold else None,
+        )  # fmt: skip
+        self.last_mix = LastMix(mxs, mys, xt, pl.label, mix)
         dirs = [d for d, on in (("s2t", cfg.s2t), ("t2s", cfg.t2s)) if on]
         parts = {
             "s2t": (mix.s2t_clip, mix.s2t_label, mix.s2t_weight, mix.s2t_flow),
@@ -193,11 +236,16 @@ class DASTC(Method):
             term = DF.weighted_cross_entropy(logits[i], lab, w, cfg.ignore_index)
             loss = loss + term
             logs[name] = term.detach()
-        # 4. category-aware spatio-temporal alignment of deep features
+        # 4. category-aware spatio-temporal alignment of deep features (or logits)
         if self.uses_align:
             weights = DF.adaptive_weights(t_logits) if cfg.adaptive_weights else None
-            p_src = self.agg_src(deep[0], ys)
-            p_tgt = self.agg_tgt(deep[1], pl.label, weights)
+            feats = deep if cfg.align_on == "deep" else logits
+            ys_proto = ys
+            if cfg.align_source == "correct":  # only the pixels the student gets right
+                right = logits[0].detach().argmax(2) == ys
+                ys_proto = torch.where(right, ys, torch.full_like(ys, cfg.ignore_index))
+            p_src = self.agg_src(feats[0], ys_proto)
+            p_tgt = self.agg_tgt(feats[1], pl.label, weights)
             self._remember(self.agg_src, self.agg_tgt)
             self.agg_src.update(p_src)
             self.agg_tgt.update(p_tgt)
