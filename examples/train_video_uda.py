@@ -8,6 +8,7 @@ segmenter, a few minutes on a laptop CPU::
     python examples/train_video_uda.py --method oracle       # trained on target labels
     python examples/train_video_uda.py --method image_dacs   # per-frame image UDA baseline
     python examples/train_video_uda.py --no-align --no-feature-mix   # ablations
+    python examples/train_video_uda.py --preset official     # the public code's settings
 
 Real benchmarks (see the docs for the folder layouts)::
 
@@ -34,7 +35,7 @@ from uda_data import DataSpec
 from uda_training import train
 
 from dastc.data.check import VIDEO_SOURCES, VIDEO_TARGETS
-from dastc.methods import METHODS, MethodConfig
+from dastc.methods import METHODS, PUBLIC_TAIL_CLASSES, MethodConfig
 
 ABLATIONS = MethodConfig.ablations()
 
@@ -73,6 +74,13 @@ def parse_args(
     )
     d = Config()
     p.add_argument("--method", choices=list(METHODS), default=d.method)
+    p.add_argument(
+        "--preset",
+        choices=("default", "official"),
+        default="default",
+        help="official: the public DA-STC code's method settings (MethodConfig.official(), "
+        "its tail classes for viper/synthia_seq) as the defaults of the method's options",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<method>)")
     p.add_argument(
         "--resume", type=Path, default=None, help="resume from a run folder or checkpoint"
@@ -134,6 +142,8 @@ def parse_args(
         "--render-workers", type=int, default=2, help="processes rendering the synthetic clips"
     )
     p.add_argument("--no-progress", action="store_true")
+    if p.parse_known_args(argv)[0].preset == "official":
+        p.set_defaults(**MethodConfig.official_knobs())
     a = p.parse_args(argv)
 
     shift: dict[str, float] = {}
@@ -166,12 +176,15 @@ def parse_args(
     )
     knobs: dict[str, Any] = {f.name: getattr(a, f.name) for f in fields(MethodConfig)
                              if "help" in f.metadata}  # fmt: skip
+    if a.preset == "official":
+        knobs["rare_classes"] = PUBLIC_TAIL_CLASSES.get(a.source, ())
     try:
         method_config = MethodConfig(**knobs)
     except ValueError as e:
         p.error(str(e))
     cfg = Config(
         method=a.method,
+        preset=a.preset,
         method_config=method_config,
         iters=a.iters,
         batch=a.batch,

@@ -20,6 +20,7 @@ class Config:
     """Everything that defines a run; saved in results.json and in checkpoints."""
 
     method: str = "dastc"
+    preset: str = "default"  # "official": MethodConfig.official() and the public tail classes
     method_config: MethodConfig = field(default_factory=MethodConfig)
     iters: int = 1200
     batch: int = 4
@@ -40,6 +41,8 @@ class Config:
     render_workers: int = 2
 
     def __post_init__(self) -> None:
+        if self.preset not in ("default", "official"):
+            raise ValueError(f"preset: expected 'default' or 'official', got {self.preset!r}")
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {list(METHODS)}, got {self.method!r}")
         if isinstance(self.data, dict):

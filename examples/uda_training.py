@@ -65,7 +65,9 @@ class Run:
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda i: (1 - min(i, cfg.iters - 1) / cfg.iters) ** 0.9
         )
-        rare = rare_classes(self.src_ds, self.K, cfg.rare_below) if cfg.adapts else []
+        rare = list(cfg.method_config.rare_classes)  # --preset official: the public tail
+        if not rare and cfg.adapts:
+            rare = rare_classes(self.src_ds, self.K, cfg.rare_below)
         self.gen_seed = cfg.seed + 17 + 7919 * self.rank  # each process draws its own classes
         mcfg = replace(cfg.method_config, seed=self.gen_seed, rare_classes=tuple(rare))
         self.method: Method = METHODS[cfg.method](self.student, self.K, mcfg)

@@ -26,6 +26,7 @@ from test_data_readers import (
     save_ids,
     save_rgb,
     viper_raw,
+    write_png16,
 )
 
 from dastc.data import CityscapesSeq, read_list
@@ -119,11 +120,8 @@ def test_cityscapes_seq_val_flows_cover_19_to_18_only(tmp_path: Path) -> None:
     assert len(CityscapesSeq(tree["root"], "val", clip_len=3)) == 2  # without flow: fine
 
 
-def test_example_trains_on_the_public_viper_layout_with_the_list(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    from train_video_uda import main
-
-    viper = viper_public(tmp_path, label_every_frame=False)
+def cityscapes_seq_public(tmp_path: Path) -> dict[str, Path]:
+    """Cityscapes-Seq snippets (frames 18, 19; labels of 19) with the public 19 -> 18 flows."""
     rng = np.random.default_rng(13)
     cs, cs_flows = tmp_path / "cityscapes", tmp_path / "cs_flow"
     for split, city in (("train", "aachen"), ("train", "bonn"), ("val", "ulm"), ("val", "zurich")):
@@ -136,15 +134,63 @@ def test_example_trains_on_the_public_viper_layout_with_the_list(tmp_path: Path)
             rng.integers(0, 34, (H, W)),
         )
         save_flow(cs_flows / f"{stem}_000018_int16_x10.npy", rng.integers(-30, 30, (H, W, 2)))
+    return {"root": cs, "flows": cs_flows}
+
+
+def synthia_seq_public(tmp_path: Path) -> dict[str, Path]:
+    """SYNTHIA-SEQS-04-DAWN as linked in the guide: rgb/ and label/ (16-bit, id in channel 0),
+    1280 x 760 scaled down (the bottom 120 rows cropped by the reader), flows per frame."""
+    rng = np.random.default_rng(17)
+    root, flows = tmp_path / "SYNTHIA-SEQS-04-DAWN", tmp_path / "synthia_flow"
+    (root / "label").mkdir(parents=True)
+    for f in range(4):
+        save_rgb(root / "rgb" / f"{f:06d}.png", rng, H + 120, W)
+        lab = np.zeros((H + 120, W, 3), np.uint16)
+        lab[..., 0] = rng.integers(0, 16, (H + 120, W))
+        lab[..., 1] = rng.integers(0, 60000, (H + 120, W))
+        write_png16(root / "label" / f"{f:06d}.png", lab)
+        if f:
+            save_flow(flows / f"{f:06d}_int16_x10.npy", rng.integers(-30, 30, (H + 120, W, 2)))
+    return {"root": root, "flows": flows}
+
+
+@pytest.mark.parametrize("preset", ["default", "official"])
+@pytest.mark.parametrize("source", ["viper", "synthia_seq"])
+def test_example_trains_on_the_public_layouts(tmp_path: Path, source: str, preset: str) -> None:
+    """The example on the public trees (VIPER with its list), default and --preset official."""
+    pytest.importorskip("matplotlib")
+    from train_video_uda import main
+
+    from dastc.methods import PUBLIC_TAIL_CLASSES
+
+    cs = cityscapes_seq_public(tmp_path)
+    if source == "viper":
+        viper = viper_public(tmp_path, label_every_frame=False)
+        src = ["--source-root", str(viper["root"]), "--source-list", str(viper["list"]),
+               "--source-flow-root", str(viper["flows"])]  # fmt: skip
+    else:
+        syn = synthia_seq_public(tmp_path)
+        src = ["--source-root", str(syn["root"]), "--source-flow-root", str(syn["flows"])]
     res = main(
         [
-            "--source", "viper", "--source-root", str(viper["root"]),
-            "--source-list", str(viper["list"]), "--source-flow-root", str(viper["flows"]),
-            "--target", "cityscapes_seq", "--target-root", str(cs),
-            "--target-flow-root", str(cs_flows),
-            "--size", "16", "32", "--batch", "2", "--iters", "2", "--adapt-start", "1",
+            "--source", source, *src, "--preset", preset,
+            "--target", "cityscapes_seq", "--target-root", str(cs["root"]),
+            "--target-flow-root", str(cs["flows"]),
+            "--size", "16", "32", "--batch", "2", "--iters", "3", "--adapt-start", "1",
             "--eval-every", "100", "--no-progress", "--out", str(tmp_path / "run"),
         ]
     )  # fmt: skip
-    assert res["iters"] == 2 and len(res["per_class_iou"]) == 15
-    assert res["config"]["data"]["source_list"] == str(viper["list"])
+    assert res["iters"] == 3
+    assert len(res["per_class_iou"]) == (15 if source == "viper" else 12)
+    config = res["config"]
+    assert config["preset"] == preset
+    if source == "viper":
+        assert config["data"]["source_list"] == str(viper["list"])
+    mc = config["method_config"]
+    if preset == "official":
+        assert tuple(mc["rare_classes"]) == PUBLIC_TAIL_CLASSES[source]
+        assert (mc["mix_classes"], mc["align_kind"], mc["align_on"]) == (2, "mmd", "logits")
+    else:
+        assert (mc["mix_classes"], mc["align_kind"]) == (0, "infonce")
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "align=" in log and "s2t=" in log  # the adapting steps ran
