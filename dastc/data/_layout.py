@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from dastc.data._files import PathLike, read_list
-from dastc.data._frames import _Frame, _Sample, _Size
+from dastc.data._frames import _Frame, _LabelledFrames, _Sample, _Size
+from dastc.data.labelmaps import TrainIdMap
 
 
 class _Listing:
@@ -234,3 +235,55 @@ def _no_samples(where: Path, layout_hint: str, skipped: Sequence[str]) -> FileNo
         else ""
     )
     return FileNotFoundError(f"{where}: no complete samples found (expected {layout_hint}){extra}")
+
+
+class _VideoFrames(_LabelledFrames):
+    """The video readers' one constructor path (VIPER, SYNTHIA-Seq, Cityscapes-Seq).
+
+    A reader checks its folders, then calls :meth:`_read_clips` with its layout,
+    a function listing its candidate clip ends (used when ``names`` is None),
+    and its decoding options; the clips, the warnings, the errors and the
+    attributes ``root``, ``clip_len`` and ``flow_root`` are the same for all.
+    """
+
+    root: Path
+    clip_len: int
+    flow_root: Path | None
+
+    def _read_clips(
+        self,
+        layout: _VideoLayout,
+        root: Path,
+        names: Sequence[str] | PathLike | None,
+        list_frames: Callable[[], Sequence[str]],
+        *,
+        clip_len: object,
+        flow_root: PathLike | None,
+        size: object,
+        train_id_map: TrainIdMap,
+        fields: dict[str, str],
+        where: Path,
+        layout_hint: str,
+        **decoding: Any,
+    ) -> None:
+        given = _names(names)
+        n = _check_clip_len(clip_len)
+        size_ = _check_size(size)
+        found = list(list_frames()) if given is None else given
+        clips, flow_p = _video_clips(
+            layout, root, found, n, flow_root, fields,
+            strict=given is not None, where=where, layout_hint=layout_hint,
+        )  # fmt: skip
+        _LabelledFrames.__init__(
+            self,
+            clips.samples,
+            train_id_map,
+            size=size_,
+            has_flow=flow_p is not None,
+            skipped=clips.skipped,
+            unlabelled=clips.unlabelled,
+            no_flow=clips.no_flow,
+            dataset=layout.dataset,
+            **decoding,
+        )
+        self.root, self.clip_len, self.flow_root = root, n, flow_p

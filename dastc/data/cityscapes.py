@@ -21,13 +21,11 @@ from dastc.data._files import PathLike
 from dastc.data._frames import _Frame, _LabelledFrames, _Sample
 from dastc.data._layout import (
     _check_choice,
-    _check_clip_len,
     _check_size,
     _Listing,
-    _names,
     _no_samples,
     _require_dir,
-    _video_clips,
+    _VideoFrames,
     _VideoLayout,
 )
 from dastc.data.labelmaps import (
@@ -75,7 +73,7 @@ def _labelled_names(gt_dir: Path) -> list[str]:
     ]
 
 
-class CityscapesSeq(_LabelledFrames):
+class CityscapesSeq(_VideoFrames):
     """Cityscapes-Seq clips: the labelled frame of each snippet and the ``clip_len - 1`` before it.
 
     Items are dicts: ``clip`` float32 ``(T, 3, H, W)`` in ``[0, 1]`` (oldest
@@ -137,35 +135,19 @@ class CityscapesSeq(_LabelledFrames):
         names: Sequence[str] | PathLike | None = None,
     ) -> None:
         root_p = Path(root)
-        clip_len = _check_clip_len(clip_len)
-        size_ = _check_size(size)
         train_id_map = _SEQ_MAPS[_check_choice(protocol, "protocol", list(_SEQ_MAPS))]
         _require_dir(root_p, "the Cityscapes root, holding leftImg8bit_sequence/ and gtFine/")
         seq_dir = root_p / "leftImg8bit_sequence" / split
         gt_dir = root_p / "gtFine" / split
         _require_dir(seq_dir, "Cityscapes-Seq frames <city>/<city>_<seq>_<frame6>_leftImg8bit.png")
         _require_dir(gt_dir, "Cityscapes labels <city>/<city>_<seq>_<frame6>_gtFine_labelIds.png")
-        names = _names(names)
-        found = _labelled_names(gt_dir) if names is None else names
-        clips, flow_p = _video_clips(
-            _LAYOUT, root_p, found, clip_len, flow_root, {"split": split},
-            strict=names is not None, where=gt_dir,
+        self._read_clips(
+            _LAYOUT, root_p, names, lambda: _labelled_names(gt_dir), clip_len=clip_len,
+            flow_root=flow_root, size=size, train_id_map=train_id_map,
+            fields={"split": split}, where=gt_dir,
             layout_hint="<city>/*_gtFine_labelIds.png with their frames",
         )  # fmt: skip
-        super().__init__(
-            clips.samples,
-            train_id_map,
-            size=size_,
-            has_flow=flow_p is not None,
-            skipped=clips.skipped,
-            unlabelled=clips.unlabelled,
-            no_flow=clips.no_flow,
-            dataset="Cityscapes-Seq",
-        )
-        self.root = root_p
         self.split = split
-        self.clip_len = clip_len
-        self.flow_root = flow_p
         self.protocol = protocol
 
 

@@ -19,15 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dastc.data._files import PathLike
-from dastc.data._frames import _LabelledFrames
 from dastc.data._layout import (
     _check_choice,
-    _check_clip_len,
-    _check_size,
     _Listing,
-    _names,
     _require_dir,
-    _video_clips,
+    _VideoFrames,
     _VideoLayout,
 )
 from dastc.data.labelmaps import SYNTHIA_SEQ_11_MAP, SYNTHIA_SEQ_MAP
@@ -50,7 +46,7 @@ _LAYOUT = _VideoLayout(
 _MAPS = {"12": SYNTHIA_SEQ_MAP, "11": SYNTHIA_SEQ_11_MAP}
 
 
-class SynthiaSeq(_LabelledFrames):
+class SynthiaSeq(_VideoFrames):
     """SYNTHIA-Seq clips: ``clip_len`` consecutive frames ending at each labelled frame.
 
     Items are dicts: ``clip`` float32 ``(T, 3, H, W)`` in ``[0, 1]`` (oldest
@@ -107,36 +103,20 @@ class SynthiaSeq(_LabelledFrames):
         names: Sequence[str] | PathLike | None = None,
     ) -> None:
         root_p = Path(root)
-        names = _names(names)
-        clip_len = _check_clip_len(clip_len)
-        size_ = _check_size(size)
         train_id_map = _MAPS[_check_choice(protocol, "protocol", list(_MAPS))]
         _require_dir(root_p, "the SYNTHIA-Seq root, holding rgb/ and label/")
         _require_dir(root_p / "rgb", "SYNTHIA-Seq images rgb/<frame6>.png")
         _require_dir(root_p / "label", "SYNTHIA-Seq labels label/<frame6>.png")
-        if names is None:
-            rgb = _Listing().names(root_p / "rgb")
-            found = sorted(f for f in rgb if _LAYOUT.pattern.fullmatch(f))
-        else:
-            found = list(names)
-        clips, flow_p = _video_clips(
-            _LAYOUT, root_p, found, clip_len, flow_root, {},
-            strict=names is not None, where=root_p / "rgb",
+
+        def every_frame() -> list[str]:
+            return sorted(
+                f for f in _Listing().names(root_p / "rgb") if _LAYOUT.pattern.fullmatch(f)
+            )
+
+        self._read_clips(
+            _LAYOUT, root_p, names, every_frame, clip_len=clip_len, flow_root=flow_root,
+            size=size, train_id_map=train_id_map, fields={}, where=root_p / "rgb",
             layout_hint="<frame6>.png with labels in label/",
+            label_channel=0, crop_bottom=SYNTHIA_SEQ_CROP_BOTTOM,
         )  # fmt: skip
-        super().__init__(
-            clips.samples,
-            train_id_map,
-            size=size_,
-            has_flow=flow_p is not None,
-            skipped=clips.skipped,
-            unlabelled=clips.unlabelled,
-            no_flow=clips.no_flow,
-            label_channel=0,
-            crop_bottom=SYNTHIA_SEQ_CROP_BOTTOM,
-            dataset="SYNTHIA-Seq",
-        )
-        self.root = root_p
-        self.clip_len = clip_len
-        self.flow_root = flow_p
         self.protocol = protocol

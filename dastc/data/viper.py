@@ -22,14 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 from dastc.data._files import PathLike
-from dastc.data._frames import _LabelledFrames
 from dastc.data._layout import (
-    _check_clip_len,
-    _check_size,
     _Listing,
-    _names,
     _require_dir,
-    _video_clips,
+    _VideoFrames,
     _VideoLayout,
 )
 from dastc.data.labelmaps import VIPER_MAP
@@ -170,7 +166,7 @@ def remove_ego_vehicle(
     return out
 
 
-class VIPER(_LabelledFrames):
+class VIPER(_VideoFrames):
     """VIPER clips: ``clip_len`` consecutive frames ending at each labelled frame.
 
     Items are dicts: ``clip`` float32 ``(T, 3, H, W)`` in ``[0, 1]`` (oldest
@@ -235,40 +231,24 @@ class VIPER(_LabelledFrames):
         remove_ego: bool = True,
     ) -> None:
         root_p = Path(root)
-        names = _names(names)
-        clip_len = _check_clip_len(clip_len)
-        size_ = _check_size(size)
         _require_dir(root_p, "the VIPER root, holding <split>/img and <split>/cls")
         img_dir = root_p / split / "img"
         _require_dir(img_dir, f"VIPER images {split}/img/<seq>/<seq>_<frame5>.jpg")
         _require_dir(root_p / split / "cls", f"VIPER labels {split}/cls/<seq>/<seq>_<frame5>.png")
-        if names is None:
+
+        def every_frame() -> list[str]:
             listing = _Listing()
-            found = [
+            return [
                 f"{seq.name}/{f}"
                 for seq in sorted(p for p in img_dir.iterdir() if p.is_dir())
                 for f in sorted(listing.names(seq))
                 if _LAYOUT.pattern.fullmatch(f"{seq.name}/{f}")
             ]
-        else:
-            found = list(names)
-        clips, flow_p = _video_clips(
-            _LAYOUT, root_p, found, clip_len, flow_root, {"split": split},
-            strict=names is not None, where=img_dir,
+
+        self._read_clips(
+            _LAYOUT, root_p, names, every_frame, clip_len=clip_len, flow_root=flow_root,
+            size=size, train_id_map=VIPER_MAP, fields={"split": split}, where=img_dir,
             layout_hint="<seq>/<seq>_<frame5>.jpg with labels in cls/",
-        )  # fmt: skip
-        super().__init__(
-            clips.samples,
-            VIPER_MAP,
-            size=size_,
-            has_flow=flow_p is not None,
-            skipped=clips.skipped,
-            unlabelled=clips.unlabelled,
-            no_flow=clips.no_flow,
             fix_raw=remove_ego_vehicle if remove_ego else None,
-            dataset="VIPER",
-        )
-        self.root = root_p
+        )  # fmt: skip
         self.split = split
-        self.clip_len = clip_len
-        self.flow_root = flow_p
