@@ -34,7 +34,7 @@ from uda_config import Config
 from uda_data import DataSpec
 from uda_training import train
 
-from dastc.data.check import VIDEO_SOURCES, VIDEO_TARGETS
+from dastc.data.check import IMAGE_SOURCES, IMAGE_TARGETS, VIDEO_SOURCES, VIDEO_TARGETS
 from dastc.methods import METHODS, PUBLIC_TAIL_CLASSES, MethodConfig
 
 ABLATIONS = MethodConfig.ablations()
@@ -119,10 +119,11 @@ def parse_args(
         metavar="KEY=VALUE",
         help="change one field of the default synthetic target shift (repeatable)",
     )
-    p.add_argument("--source", default="synthetic", type=_dataset,
-                   choices=("synthetic", *VIDEO_SOURCES))  # fmt: skip
-    p.add_argument("--target", default="synthetic", type=_dataset,
-                   choices=("synthetic", *VIDEO_TARGETS))  # fmt: skip
+    images = clip_len == 1  # train_image_uda.py: the image benchmarks too
+    sources = ("synthetic", *VIDEO_SOURCES, *(IMAGE_SOURCES if images else ()))
+    targets = ("synthetic", *VIDEO_TARGETS, *(IMAGE_TARGETS if images else ()))
+    p.add_argument("--source", default="synthetic", type=_dataset, choices=sources)
+    p.add_argument("--target", default="synthetic", type=_dataset, choices=targets)
     p.add_argument("--source-root")
     p.add_argument("--target-root")
     p.add_argument(
@@ -211,9 +212,14 @@ def main(argv: list[str] | None = None, clip_len: int = 2) -> dict[str, object]:
     cfg, out, resume, progress = parse_args(argv, clip_len)
     res = train(cfg, out, resume=resume, progress=progress)
     if "miou" in res and res.get("rank", 0) == 0:
+        more = "".join(
+            f"; over {len(v['mean_over'])} classes {v['miou']:.1f} / {v['miou_teacher']:.1f}"
+            for k, v in res.items()
+            if k.startswith("scoring_") and isinstance(v, dict)
+        )
         print(
             f"{cfg.method}: target mIoU {res['miou']:.1f} (student), {res['miou_teacher']:.1f} "
-            f"(EMA teacher) after {res['iters']} iterations in {res['seconds']:.0f} s"
+            f"(EMA teacher){more} after {res['iters']} iterations in {res['seconds']:.0f} s"
         )
         print(f"results: {out / 'results.json'}; pictures: {out}/*.png; log: {out / 'log.txt'}")
     return res

@@ -124,6 +124,9 @@ class Datasets(NamedTuple):
     num_classes: int
     class_names: list[str]
     mean_excludes: list[int]  # trained and in the confusion matrix, not in the mIoU
+    # further published means from the same confusion matrix: name -> classes left out
+    # (SYNTHIA -> Cityscapes: "13", the 16 scored classes without wall, fence, pole)
+    extra_means: dict[str, list[int]] = {}  # noqa: RUF012 (never mutated)
 
 
 def build_datasets(spec: DataSpec) -> Datasets:
@@ -140,44 +143,72 @@ def build_datasets(spec: DataSpec) -> Datasets:
     return _real_datasets(spec)
 
 
-# the target's label protocol (and SYNTHIA-Seq's own) for each source: VIPER 15
-# classes; SYNTHIA-Seq 12 classes trained, scored over 11 (fence left out of the mean)
-_PROTOCOLS = {"viper": ("viper", None), "synthia_seq": ("synthia", "12")}
+# the target's label protocol (and the source's own) for each source: VIPER 15
+# classes; SYNTHIA-Seq 12 classes trained, scored over 11 (fence left out of the mean);
+# GTA5 the 19 Cityscapes classes; SYNTHIA the 19 too (terrain, truck, train unlabelled),
+# scored over 16 and 13 (MEAN_EXCLUDES and EXTRA_MEANS of the "synthia" map)
+_PROTOCOLS = {
+    "viper": ("viper", None),
+    "synthia_seq": ("synthia", "12"),
+    "gta5": ("19", None),
+    "synthia": ("19", "19"),
+}
 
 
 def _real_datasets(spec: DataSpec) -> Datasets:
-    from dastc.data import MEAN_EXCLUDES
-    from dastc.data.check import VIDEO_SOURCES, VIDEO_TARGETS, build_dataset
+    from dastc.data import EXTRA_MEANS, MEAN_EXCLUDES
+    from dastc.data.check import (
+        IMAGE_SOURCES,
+        IMAGE_TARGETS,
+        VIDEO_SOURCES,
+        VIDEO_TARGETS,
+        build_dataset,
+    )
 
     if spec.source_root is None or spec.target_root is None:
         raise SystemExit("--source-root and --target-root are required for real datasets")
-    if spec.target not in VIDEO_TARGETS or spec.source not in VIDEO_SOURCES:
+    video = spec.source in VIDEO_SOURCES and spec.target in VIDEO_TARGETS
+    image = spec.source in IMAGE_SOURCES and spec.target in IMAGE_TARGETS
+    if not (video or image):
         raise SystemExit(
-            f"real video benchmarks: --source {'|'.join(VIDEO_SOURCES)} "
-            f"--target {'|'.join(VIDEO_TARGETS)} (got {spec.source} -> {spec.target})"
+            f"real benchmarks: --source {'|'.join(VIDEO_SOURCES)} "
+            f"--target {'|'.join(VIDEO_TARGETS)} (video) or --source "
+            f"{'|'.join(IMAGE_SOURCES)} --target {'|'.join(IMAGE_TARGETS)} (images, "
+            f"examples/train_image_uda.py) (got {spec.source} -> {spec.target})"
         )
+    if image:
+        given = {
+            "--clip-len": spec.clip_len if spec.clip_len != 1 else None,
+            "--source-flow-root": spec.source_flow_root,
+            "--target-flow-root": spec.target_flow_root,
+            "--source-list": spec.source_list,
+        }
+        bad = [k for k, v in given.items() if v is not None]
+        if bad:
+            raise SystemExit(f"{', '.join(bad)}: not for the image benchmarks (clips of 1 frame)")
     target_protocol, source_protocol = _PROTOCOLS[spec.source]
-    kw: dict[str, Any] = dict(clip_len=spec.clip_len, size=spec.size)
-    src: Any = build_dataset(
-        spec.source, spec.source_root, flow_root=spec.source_flow_root, protocol=source_protocol,
-        names=spec.source_list, **kw,
-    )  # fmt: skip
+    src_kw: dict[str, Any] = dict(size=spec.size, protocol=source_protocol)
+    tgt_kw: dict[str, Any] = dict(size=spec.size, protocol=target_protocol)
+    if video:
+        src_kw.update(clip_len=spec.clip_len, flow_root=spec.source_flow_root,
+                      names=spec.source_list)  # fmt: skip
+        tgt_kw.update(clip_len=spec.clip_len, flow_root=spec.target_flow_root)
+    src: Any = build_dataset(spec.source, spec.source_root, **src_kw)
     tgt, val = (
-        build_dataset(
-            spec.target,
-            spec.target_root,
-            split=split,
-            flow_root=spec.target_flow_root,
-            protocol=target_protocol,
-            **kw,
-        )
+        build_dataset(spec.target, spec.target_root, split=split, **tgt_kw)
         for split in ("train", "val")
     )
-    if src.num_classes != tgt.num_classes:
-        raise SystemExit(f"source has {src.num_classes} classes, target {tgt.num_classes}")
+    if src.class_names != tgt.class_names:
+        raise SystemExit(f"source classes {src.class_names} != target {tgt.class_names}")
     names = list(tgt.class_names)
-    excludes = [names.index(c) for c in MEAN_EXCLUDES.get(tgt.train_id_map.name, ())]
-    return Datasets(src, tgt, val, tgt.num_classes, names, excludes)
+    maps = (tgt.train_id_map.name, src.train_id_map.name)
+    excludes = [names.index(c) for m in maps for c in MEAN_EXCLUDES.get(m, ())]
+    extra = {
+        name: [names.index(c) for c in left_out]
+        for m in maps
+        for name, left_out in EXTRA_MEANS.get(m, {}).items()
+    }
+    return Datasets(src, tgt, val, tgt.num_classes, names, excludes, extra)
 
 
 def collate(items: Sequence[Item]) -> dict[str, Tensor]:

@@ -35,7 +35,8 @@ def evaluate(
     this. ``max_batches`` evaluates the first ``max_batches * batch`` clips only
     (the same clips for any number of processes). ``flow_for`` gives the flow a
     batch's forward takes (``method.flow_for``). ``exclude``: classes kept in
-    the confusion matrix but left out of the mean (the SYNTHIA-Seq protocol's fence).
+    the confusion matrix but left out of the mean (the SYNTHIA-Seq protocol's fence;
+    SYNTHIA -> Cityscapes's terrain, truck and train).
     """
     was = model.training
     model.eval()

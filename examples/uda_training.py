@@ -48,6 +48,7 @@ class Run:
             data.class_names,
             data.mean_excludes,
         )
+        self.extra_means = data.extra_means  # further published means (SYNTHIA: over 13)
         for ds, name in ((self.src_ds, "source"), (self.tgt_ds, "target"), (self.val_ds, "val")):
             if isinstance(ds, CachedDataset) and cfg.render_workers > 0:
                 ds.fill(cfg.render_workers, desc=f"render {name} clips")
@@ -253,6 +254,7 @@ def _train(
             "mean_over": [n for i, n in enumerate(run.class_names) if i not in run.mean_excludes],
             "left_out_of_mean": [run.class_names[i] for i in run.mean_excludes],
         },
+        **_extra_scorings(run, iou_s, iou_t),
         "per_class_iou": dict(zip(run.class_names, _nan_none(iou_s), strict=False)),
         "per_class_iou_teacher": dict(zip(run.class_names, _nan_none(iou_t), strict=False)),
         "iters": cfg.iters,
@@ -267,6 +269,21 @@ def _train(
     torch.save(run.student.state_dict(), out / "student.pt")
     _pictures(run, out, iou_s, iou_t)
     return results
+
+
+def _extra_scorings(run: Run, iou_s: Tensor, iou_t: Tensor) -> dict[str, dict[str, Any]]:
+    """``"scoring_<name>"`` entries: further means over the same confusion matrix's IoUs
+    (SYNTHIA -> Cityscapes: ``"scoring_13"``), classes without an IoU skipped."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, excluded in run.extra_means.items():
+        keep = [i for i in range(run.K) if i not in excluded]
+        out[f"scoring_{name}"] = {
+            "mean_over": [run.class_names[i] for i in keep],
+            "left_out_of_mean": [run.class_names[i] for i in sorted(excluded)],
+            "miou": float(iou_s[keep].nanmean()),
+            "miou_teacher": float(iou_t[keep].nanmean()),
+        }
+    return out
 
 
 def _pictures(run: Run, out: Path, iou_s: Tensor, iou_t: Tensor) -> None:

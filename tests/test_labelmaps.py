@@ -170,3 +170,82 @@ def test_value_gta5_unknown_ids_read_as_ignore_like_daformer(case: str):
 def test_bad_unknown_policy():
     with pytest.raises(ValueError, match="unknown"):
         lm.TrainIdMap("toy", ("a",), ((0, 0),), 2, unknown="clamp")  # type: ignore[arg-type]
+
+
+# DAFormer's id_to_trainid of ``convert_to_train_id`` in ``tools/convert_datasets/synthia.py``
+# (lhoyer/DAFormer; the same file ships in HRDA, MIC and DA-STC's image_udass), copied
+# from the public code: SYNTHIA-RAND-CITYSCAPES ids -> the 19 Cityscapes train ids.
+DAFORMER_SYNTHIA_ID_TO_TRAINID = {
+    3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8,
+    16: 9,  # not present in synthia
+    1: 10, 10: 11, 17: 12, 8: 13,
+    18: 14,  # not present in synthia
+    19: 15,
+    20: 16,  # not present in synthia
+    12: 17, 11: 18,
+}  # fmt: skip
+
+
+def daformer_synthia_convert(label: np.ndarray) -> np.ndarray:
+    """Port of ``convert_to_train_id`` of DAFormer's ``tools/convert_datasets/synthia.py``
+    after its ``cv2.imread(file, cv2.IMREAD_UNCHANGED)[:, :, -1]`` (OpenCV's BGR order:
+    the last channel is the PNG's first, channel 0): start from 255, write each mapped id.
+    ``label`` is that channel, any integer dtype (the file is 16-bit)."""
+    label_copy = 255 * np.ones(label.shape, dtype=np.uint8)
+    for k, v in DAFORMER_SYNTHIA_ID_TO_TRAINID.items():
+        label_copy[label == k] = v
+    return label_copy
+
+
+def _synthia_16_of_19(train19: np.ndarray) -> np.ndarray:
+    """The 19 Cityscapes train ids renumbered to the 16 SYNTHIA classes (by name,
+    written out here: terrain 9, truck 14, train 16 dropped), 255 elsewhere."""
+    keep = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18]
+    lut = np.full(256, 255, np.int64)
+    lut[keep] = np.arange(16)
+    return lut[train19]
+
+
+@pytest.mark.parametrize("case", ["every-id-0-22", "random-16-bit", "above-22-only", "all-void"])
+def test_value_synthia_against_daformer_conversion(case: str):
+    rng = np.random.default_rng(9)
+    label = {
+        "every-id-0-22": np.arange(23 * 4).reshape(4, 23) % 23,
+        "random-16-bit": rng.integers(0, 65536, (6, 40)),
+        "above-22-only": rng.integers(23, 65536, (6, 40)),
+        "all-void": np.zeros((6, 40), np.int64),
+    }[case].astype(np.uint16)
+    want = daformer_synthia_convert(label).astype(np.int64)
+    assert np.array_equal(lm.SYNTHIA_MAP.apply(label), want)
+    assert torch.equal(lm.SYNTHIA_MAP.apply(torch.from_numpy(label.astype(np.int32))),
+                       torch.from_numpy(want))  # fmt: skip
+    assert np.array_equal(lm.SYNTHIA_16_MAP.apply(label), _synthia_16_of_19(want))
+    assert lm.SYNTHIA_MAP.unknown_ids(label) == sorted({int(v) for v in label.ravel() if v > 22})
+
+
+def test_value_synthia_maps():
+    assert lm.SYNTHIA_MAP.num_raw_ids == 23 and lm.SYNTHIA_MAP.class_names == lm.CITYSCAPES_CLASSES
+    assert lm.SYNTHIA_MAP.as_dict() == {
+        r: DAFORMER_SYNTHIA_ID_TO_TRAINID.get(r, 255) for r in range(23)
+    }
+    assert lm.SYNTHIA_16_MAP.class_names == lm.SYNTHIA_16_CLASSES
+    # SYNTHIA's README: 16 terrain, 18 truck, 20 train exist as ids; the 16-class map drops them
+    for raw, name in ((16, "terrain"), (18, "truck"), (20, "train")):
+        assert lm.CITYSCAPES_CLASSES[lm.SYNTHIA_MAP.table[raw]] == name
+        assert lm.SYNTHIA_16_MAP.table[raw] == 255
+    assert lm.get_train_id_map("synthia-16") is lm.SYNTHIA_16_MAP
+
+
+def test_value_synthia_scoring_classes():
+    """MEAN_EXCLUDES / EXTRA_MEANS leave out exactly the classes whose indices the
+    public SYNTHIA -> Cityscapes evaluations drop from the 19 IoUs (YanchaoYang/FDA
+    ``evaluation_multi.py``: ``mIoUs[[0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15,
+    17, 18]]`` for mIoU16, ``mIoUs[[0, 1, 2, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18]]``
+    for mIoU13)."""
+    names = lm.CITYSCAPES_CLASSES
+    kept16 = [i for i, c in enumerate(names) if c not in lm.MEAN_EXCLUDES["synthia"]]
+    kept13 = [i for i, c in enumerate(names) if c not in lm.EXTRA_MEANS["synthia"]["13"]]
+    assert kept16 == [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18]
+    assert kept13 == [0, 1, 2, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18]
+    assert tuple(names[i] for i in kept16) == lm.SYNTHIA_16_CLASSES
+    assert tuple(names[i] for i in kept13) == lm.SYNTHIA_13_CLASSES

@@ -19,11 +19,14 @@ from dastc.data.labelmaps import (
     CITYSCAPES_SYNTHIA_SEQ_11_MAP,
     CITYSCAPES_SYNTHIA_SEQ_MAP,
     CITYSCAPES_VIPER_MAP,
+    EXTRA_MEANS,
     GTA5_MAP,
     IGNORE_INDEX,
     MEAN_EXCLUDES,
     SYNTHIA_13_CLASSES,
     SYNTHIA_16_CLASSES,
+    SYNTHIA_16_MAP,
+    SYNTHIA_MAP,
     SYNTHIA_SEQ_11_CLASSES,
     SYNTHIA_SEQ_11_MAP,
     SYNTHIA_SEQ_CLASSES,
@@ -35,6 +38,7 @@ from dastc.data.labelmaps import (
     get_train_id_map,
 )
 from dastc.data.synthetic import DEFAULT_TARGET_SHIFT, Shift, SyntheticDrivingClips
+from dastc.data.synthia import Synthia
 from dastc.data.synthia_seq import SynthiaSeq
 from dastc.data.viper import VIPER, connected_component, remove_ego_vehicle
 from dastc.flow import compose_flow, flow_from_last
@@ -48,11 +52,14 @@ __all__: list[str] = [
     "CITYSCAPES_SYNTHIA_SEQ_MAP",
     "CITYSCAPES_VIPER_MAP",
     "DEFAULT_TARGET_SHIFT",
+    "EXTRA_MEANS",
     "GTA5",
     "GTA5_MAP",
     "IGNORE_INDEX",
     "SYNTHIA_13_CLASSES",
     "SYNTHIA_16_CLASSES",
+    "SYNTHIA_16_MAP",
+    "SYNTHIA_MAP",
     "SYNTHIA_SEQ_11_CLASSES",
     "SYNTHIA_SEQ_11_MAP",
     "SYNTHIA_SEQ_CLASSES",
@@ -67,6 +74,7 @@ __all__: list[str] = [
     "CityscapesSeq",
     "Shift",
     "SyntheticDrivingClips",
+    "Synthia",
     "SynthiaSeq",
     "TrainIdMap",
     "compose_flow",

@@ -240,10 +240,11 @@ def _no_samples(where: Path, layout_hint: str, skipped: Sequence[str]) -> FileNo
 class _VideoFrames(_LabelledFrames):
     """The video readers' one constructor path (VIPER, SYNTHIA-Seq, Cityscapes-Seq).
 
-    A reader checks its folders, then calls :meth:`_read_clips` with its layout,
-    a function listing its candidate clip ends (used when ``names`` is None),
-    and its decoding options; the clips, the warnings, the errors and the
-    attributes ``root``, ``clip_len`` and ``flow_root`` are the same for all.
+    A reader calls :meth:`_read_clips` with its layout, the folders it needs, a
+    function listing its candidate clip ends (used when ``names`` is None) and its
+    decoding options; the argument checks (before any disk access), the clips, the
+    warnings, the errors and the attributes ``root``, ``clip_len`` and
+    ``flow_root`` are the same for all.
     """
 
     root: Path
@@ -257,6 +258,7 @@ class _VideoFrames(_LabelledFrames):
         names: Sequence[str] | PathLike | None,
         list_frames: Callable[[], Sequence[str]],
         *,
+        dirs: Sequence[tuple[Path, str]],
         clip_len: object,
         flow_root: PathLike | None,
         size: object,
@@ -269,6 +271,8 @@ class _VideoFrames(_LabelledFrames):
         given = _names(names)
         n = _check_clip_len(clip_len)
         size_ = _check_size(size)
+        for path, what in dirs:
+            _require_dir(path, what)
         found = list(list_frames()) if given is None else given
         clips, flow_p = _video_clips(
             layout, root, found, n, flow_root, fields,

@@ -11,6 +11,7 @@ otherwise::
     python -m dastc.data.check /data/VIPER --dataset viper --flow-root /data/viper_flow
     python -m dastc.data.check /data/cityscapes --dataset cityscapes_seq --split val \\
         --protocol synthia-11 --clip-len 2
+    python -m dastc.data.check /data/RAND_CITYSCAPES --dataset synthia --limit 100
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ from dastc.data._frames import _LabelledFrames
 from dastc.data.cityscapes import Cityscapes, CityscapesSeq
 from dastc.data.gta5 import GTA5
 from dastc.data.labelmaps import IGNORE_INDEX
+from dastc.data.synthia import Synthia
 from dastc.data.synthia_seq import SynthiaSeq
 from dastc.data.viper import VIPER
 
 __all__ = [
     "DATASETS",
+    "IMAGE_SOURCES",
+    "IMAGE_TARGETS",
     "VIDEO_SOURCES",
     "VIDEO_TARGETS",
     "CheckReport",
@@ -42,7 +46,7 @@ __all__ = [
     "main",
 ]
 
-DATASETS = ("viper", "synthia_seq", "cityscapes_seq", "gta5", "cityscapes")
+DATASETS = ("viper", "synthia_seq", "cityscapes_seq", "gta5", "synthia", "cityscapes")
 """Dataset names: the one registry that the check, the example's command line and the tests use."""
 
 VIDEO_SOURCES = ("viper", "synthia_seq")
@@ -51,9 +55,15 @@ VIDEO_SOURCES = ("viper", "synthia_seq")
 VIDEO_TARGETS = ("cityscapes_seq",)
 """The real video datasets a video UDA run adapts to."""
 
+IMAGE_SOURCES = ("gta5", "synthia")
+"""The labelled (synthetic) image datasets an image UDA run adapts from."""
+
+IMAGE_TARGETS = ("cityscapes",)
+"""The real image datasets an image UDA run adapts to."""
+
 _VIDEO = ("viper", "synthia_seq", "cityscapes_seq")
 _HAS_SPLIT = ("viper", "cityscapes_seq", "cityscapes")
-_HAS_PROTOCOL = ("synthia_seq", "cityscapes_seq", "cityscapes")
+_HAS_PROTOCOL = ("synthia_seq", "cityscapes_seq", "cityscapes", "synthia")
 _SHOW = 5  # examples listed per problem kind
 
 
@@ -76,7 +86,7 @@ def build_dataset(
         split: the split, for VIPER and Cityscapes(-Seq) (default ``"train"``).
         flow_root: flow folder, for the video datasets.
         clip_len: frames per clip, for the video datasets (default 2).
-        protocol: the label protocol, for SYNTHIA-Seq and Cityscapes(-Seq).
+        protocol: the label protocol, for SYNTHIA(-Seq) and Cityscapes(-Seq).
         size: ``(H, W)`` to resize to (default: the stored size).
         names: for the video datasets, the labelled frames to read, or a public
             split list file naming them (see :func:`~dastc.data.read_list`).
@@ -111,6 +121,8 @@ def build_dataset(
         )
     if name == "gta5":
         return GTA5(root, size=size)
+    if name == "synthia":
+        return Synthia(root, size=size, protocol=protocol or "19")
     return Cityscapes(root, split_, size=size, protocol=protocol or "19")
 
 
@@ -130,7 +142,7 @@ class CheckReport:
     size_mismatches: list[str] = field(default_factory=list)
     unknown_ids: Counter[int] = field(default_factory=Counter)
     unknown_files: list[str] = field(default_factory=list)
-    unknown_ignored: bool = False  # the reader reads unknown ids as ignore (GTA5)
+    unknown_ignored: bool = False  # the reader reads unknown ids as ignore (GTA5, SYNTHIA)
     unlabelled: list[str] = field(default_factory=list)  # frames without a label file
     no_flow: list[str] = field(default_factory=list)  # clips left out: flow files missing
     flows_needed: int = 0
@@ -217,7 +229,7 @@ def check_dataset(dataset: _LabelledFrames, limit: int | None = None) -> CheckRe
 
     Args:
         dataset: a reader from :mod:`dastc.data` (VIPER, SynthiaSeq,
-            CityscapesSeq, Cityscapes, GTA5).
+            CityscapesSeq, Cityscapes, GTA5, Synthia).
         limit: how many samples to check (``None``: all).
 
     Returns:

@@ -136,13 +136,15 @@ class CityscapesSeq(_VideoFrames):
     ) -> None:
         root_p = Path(root)
         train_id_map = _SEQ_MAPS[_check_choice(protocol, "protocol", list(_SEQ_MAPS))]
-        _require_dir(root_p, "the Cityscapes root, holding leftImg8bit_sequence/ and gtFine/")
         seq_dir = root_p / "leftImg8bit_sequence" / split
         gt_dir = root_p / "gtFine" / split
-        _require_dir(seq_dir, "Cityscapes-Seq frames <city>/<city>_<seq>_<frame6>_leftImg8bit.png")
-        _require_dir(gt_dir, "Cityscapes labels <city>/<city>_<seq>_<frame6>_gtFine_labelIds.png")
+        dirs = [
+            (root_p, "the Cityscapes root, holding leftImg8bit_sequence/ and gtFine/"),
+            (seq_dir, "Cityscapes-Seq frames <city>/<city>_<seq>_<frame6>_leftImg8bit.png"),
+            (gt_dir, "Cityscapes labels <city>/<city>_<seq>_<frame6>_gtFine_labelIds.png"),
+        ]
         self._read_clips(
-            _LAYOUT, root_p, names, lambda: _labelled_names(gt_dir), clip_len=clip_len,
+            _LAYOUT, root_p, names, lambda: _labelled_names(gt_dir), dirs=dirs, clip_len=clip_len,
             flow_root=flow_root, size=size, train_id_map=train_id_map,
             fields={"split": split}, where=gt_dir,
             layout_hint="<city>/*_gtFine_labelIds.png with their frames",

@@ -13,6 +13,9 @@ Protocols (the video ones follow the public DA-VSN/TPS/DA-STC code), as
   :data:`SYNTHIA_SEQ_CLASSES`; ``SYNTHIA_SEQ_11_MAP`` -> the 11 without fence.
 - ``CITYSCAPES_MAP`` ("cityscapes"): Cityscapes labelIds 0-33 -> the standard 19,
   :data:`CITYSCAPES_CLASSES`; ``GTA5_MAP`` ("gta5") is the same for GTA5 labels.
+- ``SYNTHIA_MAP`` ("synthia"): SYNTHIA-RAND-CITYSCAPES ids 0-22 -> the 19 Cityscapes
+  train ids (terrain, truck and train have ids but no pixels); ``SYNTHIA_16_MAP``
+  ("synthia-16") -> the 16 :data:`SYNTHIA_16_CLASSES`.
 - ``CITYSCAPES_16_MAP`` / ``CITYSCAPES_13_MAP``: labelIds -> the SYNTHIA → Cityscapes
   classes :data:`SYNTHIA_16_CLASSES` / :data:`SYNTHIA_13_CLASSES`.
 - ``CITYSCAPES_VIPER_MAP`` ("cityscapes-viper"): labelIds -> :data:`VIPER_CLASSES`;
@@ -51,7 +54,10 @@ __all__ = [
     "CITYSCAPES_SYNTHIA_SEQ_MAP",
     "CITYSCAPES_SYNTHIA_SEQ_11_MAP",
     "GTA5_MAP",
+    "SYNTHIA_MAP",
+    "SYNTHIA_16_MAP",
     "MEAN_EXCLUDES",
+    "EXTRA_MEANS",
     "TRAIN_ID_MAPS",
     "get_train_id_map",
 ]
@@ -277,6 +283,13 @@ _VIPER_15 = {
 # SYNTHIA class ids 0-22 (SYNTHIA-Seq uses 0-15; 11 "bicycle" is the protocol's rider).
 _SYNTHIA_NUM_IDS = 23
 _SYNTHIA_SEQ_12 = {3: 0, 4: 1, 2: 2, 5: 3, 7: 4, 15: 5, 9: 6, 6: 7, 1: 8, 10: 9, 11: 10, 8: 11}
+# SYNTHIA-RAND-CITYSCAPES ids -> the 19 Cityscapes train ids (the dataset's README;
+# DAFormer's tools/convert_datasets/synthia.py): 16 terrain, 18 truck and 20 train
+# are defined but no pixel holds them.
+_SYNTHIA_19 = {
+    3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 16: 9, 1: 10, 10: 11,
+    17: 12, 8: 13, 18: 14, 19: 15, 20: 16, 12: 17, 11: 18,
+}  # fmt: skip
 
 CITYSCAPES_MAP = TrainIdMap(
     "cityscapes", CITYSCAPES_CLASSES, _pairs(_CITYSCAPES_19), _CITYSCAPES_NUM_IDS
@@ -300,12 +313,33 @@ CITYSCAPES_SYNTHIA_SEQ_MAP = TrainIdMap(
 )  # fmt: skip
 """Cityscapes(-Seq) labelIds → the 12 SYNTHIA-Seq-protocol classes."""
 
-MEAN_EXCLUDES: dict[str, tuple[str, ...]] = {"cityscapes-synthia": ("fence",)}
-"""Per target protocol (a :class:`TrainIdMap` name), the classes that are trained and
-kept in the confusion matrix but left out of the published mIoU: SYNTHIA-Seq →
-Cityscapes-Seq trains 12 classes and averages 11, without fence (TPS / DA-VSN
-``eval_video_UDA.py``). Pass their indices as ``exclude`` to
-:func:`dastc.metrics.iou_from_confusion`."""
+_SYNTHIA_ABSENT = ("terrain", "truck", "train")
+
+MEAN_EXCLUDES: dict[str, tuple[str, ...]] = {
+    "cityscapes-synthia": ("fence",),
+    "synthia": _SYNTHIA_ABSENT,
+}
+"""Per protocol (a :class:`TrainIdMap` name: the target's, or the source's), the
+classes that are in the model's output and kept in the confusion matrix but left
+out of the published mIoU. Pass their indices as ``exclude`` to
+:func:`dastc.metrics.iou_from_confusion`.
+
+- ``"cityscapes-synthia"``: SYNTHIA-Seq → Cityscapes-Seq trains 12 classes and
+  averages 11, without fence (TPS / DA-VSN ``eval_video_UDA.py``).
+- ``"synthia"``: SYNTHIA → Cityscapes scores a 19-class model in the 19-class
+  confusion matrix of Cityscapes ``val`` and averages the 16 classes SYNTHIA
+  labels, without terrain, truck and train (DAFormer / HRDA / MIC: their
+  evaluation computes the 19 IoUs; the 16-class mIoU is taken from them). A
+  Cityscapes pixel of those three classes still counts against the class the
+  model predicts there."""
+
+EXTRA_MEANS: dict[str, dict[str, tuple[str, ...]]] = {
+    "synthia": {"13": (*_SYNTHIA_ABSENT, "wall", "fence", "pole")},
+}
+"""Per protocol (as in :data:`MEAN_EXCLUDES`), further means the published tables
+report from the same confusion matrix: ``{name: classes left out}``. SYNTHIA →
+Cityscapes also gives the mean over the 13 :data:`SYNTHIA_13_CLASSES` (the 16
+without wall, fence and pole: "mIoU*"), taken from the same 19 IoUs."""
 
 CITYSCAPES_SYNTHIA_SEQ_11_MAP = _subset(
     CITYSCAPES_SYNTHIA_SEQ_MAP, "cityscapes-synthia-11", SYNTHIA_SEQ_11_CLASSES
@@ -318,6 +352,19 @@ GTA5_MAP = TrainIdMap(
 """GTA5 labels (Cityscapes labelIds) → the 19 standard train ids; ids outside 0-33 are
 read as ignore (255), as the public GTA5 readers do (DAFormer's
 ``tools/convert_datasets/gta.py`` starts from 255 and writes the 19 mapped ids)."""
+
+SYNTHIA_MAP = TrainIdMap(
+    "synthia", CITYSCAPES_CLASSES, _pairs(_SYNTHIA_19), _SYNTHIA_NUM_IDS, unknown="ignore"
+)
+"""SYNTHIA-RAND-CITYSCAPES class ids (label channel 0) → the 19 Cityscapes train ids,
+as DAFormer's ``tools/convert_datasets/synthia.py`` converts them: the 16 classes
+SYNTHIA labels, plus terrain (16), truck (18) and train (20), which no pixel holds.
+Ids outside 0-22 are read as ignore (255), as that conversion does (it starts from
+255 and writes the mapped ids)."""
+
+SYNTHIA_16_MAP = _subset(SYNTHIA_MAP, "synthia-16", SYNTHIA_16_CLASSES)
+"""SYNTHIA-RAND-CITYSCAPES class ids → the 16 :data:`SYNTHIA_16_CLASSES` (the same
+ids as :data:`SYNTHIA_MAP`, renumbered; terrain, truck and train ignored)."""
 
 VIPER_MAP = TrainIdMap("viper", VIPER_CLASSES, _pairs(_VIPER_15), _VIPER_NUM_IDS)
 """VIPER class ids → the 15 VIPER → Cityscapes-Seq train ids."""
@@ -343,6 +390,8 @@ TRAIN_ID_MAPS: dict[str, TrainIdMap] = {
         CITYSCAPES_SYNTHIA_SEQ_MAP,
         CITYSCAPES_SYNTHIA_SEQ_11_MAP,
         GTA5_MAP,
+        SYNTHIA_MAP,
+        SYNTHIA_16_MAP,
     )
 }
 """Every built-in map by name."""
@@ -355,7 +404,7 @@ def get_train_id_map(name: str) -> TrainIdMap:
         name: one of ``TRAIN_ID_MAPS`` (``"viper"``, ``"synthia_seq"``,
             ``"synthia_seq-11"``, ``"cityscapes"``, ``"cityscapes-16"``,
             ``"cityscapes-13"``, ``"cityscapes-viper"``, ``"cityscapes-synthia"``,
-            ``"cityscapes-synthia-11"``, ``"gta5"``).
+            ``"cityscapes-synthia-11"``, ``"gta5"``, ``"synthia"``, ``"synthia-16"``).
 
     Returns:
         The map.

@@ -22,7 +22,6 @@ from dastc.data._files import PathLike
 from dastc.data._layout import (
     _check_choice,
     _Listing,
-    _require_dir,
     _VideoFrames,
     _VideoLayout,
 )
@@ -104,9 +103,11 @@ class SynthiaSeq(_VideoFrames):
     ) -> None:
         root_p = Path(root)
         train_id_map = _MAPS[_check_choice(protocol, "protocol", list(_MAPS))]
-        _require_dir(root_p, "the SYNTHIA-Seq root, holding rgb/ and label/")
-        _require_dir(root_p / "rgb", "SYNTHIA-Seq images rgb/<frame6>.png")
-        _require_dir(root_p / "label", "SYNTHIA-Seq labels label/<frame6>.png")
+        dirs = [
+            (root_p, "the SYNTHIA-Seq root, holding rgb/ and label/"),
+            (root_p / "rgb", "SYNTHIA-Seq images rgb/<frame6>.png"),
+            (root_p / "label", "SYNTHIA-Seq labels label/<frame6>.png"),
+        ]
 
         def every_frame() -> list[str]:
             return sorted(
@@ -114,7 +115,7 @@ class SynthiaSeq(_VideoFrames):
             )
 
         self._read_clips(
-            _LAYOUT, root_p, names, every_frame, clip_len=clip_len, flow_root=flow_root,
+            _LAYOUT, root_p, names, every_frame, dirs=dirs, clip_len=clip_len, flow_root=flow_root,
             size=size, train_id_map=train_id_map, fields={}, where=root_p / "rgb",
             layout_hint="<frame6>.png with labels in label/",
             label_channel=0, crop_bottom=SYNTHIA_SEQ_CROP_BOTTOM,

@@ -24,7 +24,6 @@ import numpy.typing as npt
 from dastc.data._files import PathLike
 from dastc.data._layout import (
     _Listing,
-    _require_dir,
     _VideoFrames,
     _VideoLayout,
 )
@@ -231,10 +230,12 @@ class VIPER(_VideoFrames):
         remove_ego: bool = True,
     ) -> None:
         root_p = Path(root)
-        _require_dir(root_p, "the VIPER root, holding <split>/img and <split>/cls")
         img_dir = root_p / split / "img"
-        _require_dir(img_dir, f"VIPER images {split}/img/<seq>/<seq>_<frame5>.jpg")
-        _require_dir(root_p / split / "cls", f"VIPER labels {split}/cls/<seq>/<seq>_<frame5>.png")
+        dirs = [
+            (root_p, "the VIPER root, holding <split>/img and <split>/cls"),
+            (img_dir, f"VIPER images {split}/img/<seq>/<seq>_<frame5>.jpg"),
+            (root_p / split / "cls", f"VIPER labels {split}/cls/<seq>/<seq>_<frame5>.png"),
+        ]
 
         def every_frame() -> list[str]:
             listing = _Listing()
@@ -246,7 +247,7 @@ class VIPER(_VideoFrames):
             ]
 
         self._read_clips(
-            _LAYOUT, root_p, names, every_frame, clip_len=clip_len, flow_root=flow_root,
+            _LAYOUT, root_p, names, every_frame, dirs=dirs, clip_len=clip_len, flow_root=flow_root,
             size=size, train_id_map=VIPER_MAP, fields={"split": split}, where=img_dir,
             layout_hint="<seq>/<seq>_<frame5>.jpg with labels in cls/",
             fix_raw=remove_ego_vehicle if remove_ego else None,

@@ -21,12 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from dastc.functional.prototypes import (
-    Prototypes,
-    _check_inputs,
-    _compute_dtype,
-    _to_feature_grid,
-)
+from dastc.functional.prototypes import Prototypes, _check_inputs, _per_frame
 from dastc.typing import Features, LabelMap, Weights
 
 __all__ = ["frame_mean_prototypes"]
@@ -80,28 +75,22 @@ def frame_mean_prototypes(
         >>> p.counts.tolist()
         [1.0, 1.0, 0.0]
     """
-    is_clip = _check_inputs(features, labels, weights, num_classes, ignore_index)
+    _check_inputs(features, labels, weights, num_classes, ignore_index)
     if isinstance(min_pixels, bool) or not isinstance(min_pixels, int) or min_pixels < 1:
         raise ValueError(f"min_pixels: expected an int >= 1, got {min_pixels!r}")
-    channels, h, w = features.shape[-3:]
-    frames = features.shape[0] * (features.shape[1] if is_clip else 1)
-    dtype = _compute_dtype(features.dtype)
     with torch.autocast(features.device.type, enabled=False):
-        feats = features.reshape(frames, channels, h * w).to(dtype)
-        lab = _to_feature_grid(labels.reshape(frames, *labels.shape[-2:]), h, w)
-        idx = torch.where((lab >= 0) & (lab < num_classes), lab, num_classes)
-        idx = idx.reshape(frames, 1, h * w)
+        feats, idx, wt = _per_frame(features, labels, weights, num_classes)
+        frames, _, hw = feats.shape
         # (N, K + 1, hw) one-hot: row K collects ignored pixels and is dropped.
-        hits = feats.new_zeros(frames, num_classes + 1, h * w).scatter_(1, idx, 1.0)
+        hits = feats.new_zeros(frames, num_classes + 1, hw).scatter_(1, idx.unsqueeze(1), 1.0)
         hits = hits[:, :num_classes]
         pixels = hits.sum(2)  # (N, K) unweighted pixel counts
-        if weights is not None:
-            wt = _to_feature_grid(weights.reshape(frames, *weights.shape[-2:]), h, w)
-            hits = hits * wt.reshape(frames, 1, h * w).to(dtype)
+        if wt is not None:
+            hits = hits * wt.unsqueeze(1)
         mass = hits.sum(2)  # (N, K)
         sums = torch.bmm(hits, feats.transpose(1, 2))  # (N, K, C)
         has = (pixels >= min_pixels) & (mass > 0)
         safe = torch.where(has, mass, torch.ones_like(mass))
         per_frame = torch.where(has.unsqueeze(2), sums / safe.unsqueeze(2), 0.0)
-        counts = has.to(dtype).sum(0)
+        counts = has.to(feats.dtype).sum(0)
         return Prototypes(vectors=per_frame.mean(0), counts=counts, present=counts > 0)

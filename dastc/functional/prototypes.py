@@ -197,21 +197,30 @@ def class_sums(
         >>> sums.shape, counts.shape
         (torch.Size([5, 16]), torch.Size([5]))
     """
-    is_clip = _check_inputs(features, labels, weights, num_classes, ignore_index)
-    channels, h, w = features.shape[-3:]
-    frames = features.shape[0] * (features.shape[1] if is_clip else 1)
-    dtype = _compute_dtype(features.dtype)
+    _check_inputs(features, labels, weights, num_classes, ignore_index)
     with torch.autocast(features.device.type, enabled=False):
-        feats = features.reshape(frames, channels, h * w).to(dtype)
-        lab = _to_feature_grid(labels.reshape(frames, *labels.shape[-2:]), h, w)
-        lab = lab.reshape(frames, h * w)
-        # Ignored pixels and any value outside [0, K) go to an extra row K, dropped.
-        idx = torch.where((lab >= 0) & (lab < num_classes), lab, num_classes)
-        wt = None
-        if weights is not None:
-            wt = _to_feature_grid(weights.reshape(frames, *weights.shape[-2:]), h, w)
-            wt = wt.reshape(frames, h * w).to(dtype)
+        feats, idx, wt = _per_frame(features, labels, weights, num_classes)
         return _class_sums_core(feats, idx, wt, num_classes)
+
+
+def _per_frame(
+    features: Tensor, labels: Tensor, weights: Tensor | None, num_classes: int
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Validated inputs as ``(N, C, hw)`` features in the compute dtype, ``(N, hw)`` class
+    indices at feature resolution (``K`` for ignored pixels and any value outside
+    ``[0, K)``) and ``(N, hw)`` weights (or None), over the ``N = B·T`` frames."""
+    channels, h, w = features.shape[-3:]
+    frames = features.shape[0] * (features.shape[1] if features.dim() == 5 else 1)
+    dtype = _compute_dtype(features.dtype)
+    feats = features.reshape(frames, channels, h * w).to(dtype)
+    lab = _to_feature_grid(labels.reshape(frames, *labels.shape[-2:]), h, w)
+    lab = lab.reshape(frames, h * w)
+    idx = torch.where((lab >= 0) & (lab < num_classes), lab, num_classes)
+    wt = None
+    if weights is not None:
+        wt = _to_feature_grid(weights.reshape(frames, *weights.shape[-2:]), h, w)
+        wt = wt.reshape(frames, h * w).to(dtype)
+    return feats, idx, wt
 
 
 class _ClassSums(torch.autograd.Function):
