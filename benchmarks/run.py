@@ -24,7 +24,7 @@ machine description. ``train_step`` times one training step of the example's
 
 Names for ``--only``: clip_mix, feature_mix, prototypes, prototypes_backward,
 alignment, ema_update, pseudo_label, warp, metrics, strong_augment,
-class_balance, dist_align (these three in ``step_ops.py``), train_step.
+class_balance, dist_align, clip_augment (these four in ``step_ops.py``), train_step.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ OPS = (
     "strong_augment",
     "class_balance",
     "dist_align",
+    "clip_augment",
     "train_step",
 )
 IGNORE = 255
@@ -712,6 +713,7 @@ CASES: dict[str, Callable[[Ctx], None]] = {
     "strong_augment": step_ops.case_strong_augment,
     "class_balance": step_ops.case_class_balance,
     "dist_align": step_ops.case_dist_align,
+    "clip_augment": step_ops.case_clip_augment,
     "train_step": case_train_step,
 }
 

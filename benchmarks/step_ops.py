@@ -1,5 +1,5 @@
 """Benchmark cases for the ops of a method step: strong augmentation, class balance,
-distribution alignment (registered in ``run.py``'s ``CASES``).
+distribution alignment, clip augmentation (registered in ``run.py``'s ``CASES``).
 
 Each is timed against a plain reference with Python loops over clips or
 classes (checked to agree first), the clone/read bounds of its main input and
@@ -86,6 +86,36 @@ def dist_align_reference(logits: Tensor, ys: Tensor, src: Tensor, tgt: Tensor, m
     s = m * src + (1 - m) * (cnt / cnt.sum())
     t = m * tgt + (1 - m) * mass / prob[:, :, 0].numel()
     return logits + ((s + 1e-6) / (t + 1e-6)).log().view(1, 1, K, 1, 1)
+
+
+def clip_augment_reference(
+    tf: DF.ClipTransform, clip: Tensor, label: Tensor, flow: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per clip: ``F.interpolate`` of the whole frames (labels by nearest-centre index
+    lookup), pad bottom/right, slice the crop, ``torch.flip``; flow vectors rescaled
+    per axis and dx negated on a flip. Reads the draw back with ``.tolist()``."""
+    H, W = tf.in_size
+    oh, ow = tf.out_size
+    outs: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
+    for b, ((hs, ws), (top, left), flip) in enumerate(
+        zip(tf.size.tolist(), tf.offset.tolist(), tf.flip.tolist(), strict=True)
+    ):
+        ph, pw = max(0, top + oh - hs), max(0, left + ow - ws)
+        img = F.interpolate(clip[b], size=(hs, ws), mode="bilinear", align_corners=False)
+        fl = F.interpolate(flow[b], size=(hs, ws), mode="bilinear", align_corners=False)
+        fl = fl * torch.tensor([ws / W, hs / H], device=fl.device, dtype=fl.dtype).view(1, 2, 1, 1)
+        iy = torch.clamp(((2 * torch.arange(hs) + 1) * H) // (2 * hs), max=H - 1)
+        ix = torch.clamp(((2 * torch.arange(ws) + 1) * W) // (2 * ws), max=W - 1)
+        lab = label[b][:, iy.to(label.device)][:, :, ix.to(label.device)]
+        img = F.pad(img, (0, pw, 0, ph))[..., top : top + oh, left : left + ow]
+        fl = F.pad(fl, (0, pw, 0, ph))[..., top : top + oh, left : left + ow]
+        lab = F.pad(lab, (0, pw, 0, ph), value=IGNORE)[..., top : top + oh, left : left + ow]
+        if flip:
+            img, lab, fl = img.flip(-1), lab.flip(-1), fl.flip(-1)
+            fl = fl * torch.tensor([-1.0, 1.0], device=fl.device, dtype=fl.dtype).view(1, 2, 1, 1)
+        for out, t in zip(outs, (img, lab, fl), strict=True):
+            out.append(t)
+    return torch.stack(outs[0]), torch.stack(outs[1]), torch.stack(outs[2])
 
 
 # ---------------------------------------------------------------- cases
@@ -198,5 +228,73 @@ def case_dist_align(ctx: Any) -> None:
         notes=[
             "op: the DistributionAlignment step (statistics, priors, aligned logits)",
             "compiled: class_distribution_stats alone",
+        ],
+    )
+
+
+def case_clip_augment(ctx: Any) -> None:
+    from run import Candidate, _compiled, _same, blocky_labels, clone_read, fmt_shape, nbytes
+
+    if ctx.quick:
+        B, T, H, W, out = 2, 2, 144, 256, (96, 192)
+    else:
+        B, T, H, W, out = 2, 2, 720, 1280, (512, 1024)
+    g = ctx.gen(14)
+    clip = torch.rand(B, T, 3, H, W, generator=g)
+    label = blocky_labels((B, T, H, W), 19, g)
+    flow = torch.randn(B, T, 2, H, W, generator=g) * 4
+    clip, label, flow = ctx.to(clip, label, flow)
+
+    def draw() -> DF.ClipTransform:
+        gen = torch.Generator(device=ctx.device).manual_seed(0)
+        return DF.draw_clip_transform(B, (H, W), out, generator=gen, device=ctx.device)
+
+    def op(_: Any) -> tuple[Tensor, Tensor, Tensor]:
+        tf = draw()
+        return (
+            DF.apply_clip_transform(tf, clip),
+            DF.apply_clip_transform(tf, label),
+            DF.apply_clip_transform(tf, flow, mode="flow"),
+        )
+
+    tf0 = draw()
+    # checked in float64 (float32 differs by the rounding of the sampling coordinates)
+    c64, f64 = clip.double(), flow.double()
+    got = (
+        DF.apply_clip_transform(tf0, c64),
+        DF.apply_clip_transform(tf0, label),
+        DF.apply_clip_transform(tf0, f64, mode="flow"),
+    )
+    want = clip_augment_reference(tf0, c64, label, f64)
+    for name, a, b in zip(("clip", "label", "flow"), got, want, strict=True):
+        tol = 0.0 if name == "label" else 1e-9
+        _same(f"clip_augment {name}", a, b, rtol=tol, atol=tol)
+
+    def applied(c: Tensor, y: Tensor, f: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return (
+            DF.apply_clip_transform(tf0, c),
+            DF.apply_clip_transform(tf0, y),
+            DF.apply_clip_transform(tf0, f, mode="flow"),
+        )
+
+    ctx.measure(
+        op="clip_augment",
+        case=f"B{B} T{T} {H}x{W} -> {out[0]}x{out[1]}, clip + label + flow",
+        shapes={"clip": fmt_shape(clip), "label": fmt_shape(label), "flow": fmt_shape(flow)},
+        dtype="float32",
+        main=Candidate("op", op),
+        reference=Candidate(
+            "reference", lambda _: clip_augment_reference(draw(), clip, label, flow)
+        ),
+        bounds=clone_read(clip, label, flow),
+        compiled=_compiled(ctx.compile_fn(applied), clip, label, flow),
+        unchecked=False,
+        input_bytes=nbytes(clip, label, flow),
+        notes=[
+            "op: draw_clip_transform + apply_clip_transform on the clip, labels and flow",
+            "reference: per-clip F.interpolate / index lookup, pad, slice, flip",
+            "bounds: clone / read of clip, labels and flow (the inputs, larger than the crops)",
+            "compiled: the three applies with a fixed draw (no generator argument)",
+            "no value checks in this op",
         ],
     )

@@ -11,6 +11,11 @@ from dastc.functional.alignment import prototype_infonce, prototype_mmd
 from dastc.functional.augment import hue_rotation, strong_augment
 from dastc.functional.class_balance import class_balanced_scores, class_confidence_stats
 from dastc.functional.class_mix import ClipMixOutput, bidirectional_clip_mix, sample_class_masks
+from dastc.functional.clip_augment import (
+    ClipTransform,
+    apply_clip_transform,
+    draw_clip_transform,
+)
 from dastc.functional.cross_entropy import weighted_cross_entropy
 from dastc.functional.distribution_alignment import align_distribution, class_distribution_stats
 from dastc.functional.feature_mix import resize_mask, shallow_feature_mix
@@ -28,6 +33,9 @@ from dastc.functional.pseudo_label import PseudoLabel, pseudo_label, temporal_ps
 
 __all__: list[str] = [
     "ClipMixOutput",
+    "ClipTransform",
+    "apply_clip_transform",
+    "draw_clip_transform",
     "PseudoLabel",
     "Prototypes",
     "adaptive_weights",
