@@ -203,3 +203,115 @@ def test_smp_model_trains_in_the_example_and_predicts(tmp_path):
     assert type(model).__name__ == "SmpSegmenter" and k == 9 and model.freeze_bn
     with pytest.raises(SystemExit, match="divisible by 32"):
         main([*args[:2], "--size", "48", "64", "--iters", "1", "--out", str(tmp_path / "x")])
+
+
+# ---------------------------------------------------------------- MiT (smp:segformer:mit_b*)
+def _normed(clip: torch.Tensor) -> torch.Tensor:
+    from smp_segmenter import IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (clip - mean) / std
+
+
+@pytest.mark.parametrize(
+    ("arch", "stride"), [("segformer", 32), ("unet", 32), ("deeplabv3plus", 16)]
+)
+def test_smp_mit_split_is_exact(arch, stride):
+    _smp()
+    from smp_segmenter import SmpSegmenter
+
+    torch.manual_seed(0)
+    model = SmpSegmenter(arch, "mit_b0", 6).eval()
+    assert (model.family, model.output_stride, model.shallow_stride) == ("mit", stride, 4)
+    assert model.shallow_channels == 32  # mit_b0's first stage
+    clip = torch.rand(2, 2, 3, 64, 96)
+    with torch.no_grad():
+        want = model.net(_normed(clip).flatten(0, 1)).unflatten(0, (2, 2))
+        shallow = model.shallow(clip)
+        deep, logits = model.deep(shallow)
+        image = model(clip[:, 1])
+        # the first stage is patch_embed1 -> block1 -> norm1, as the encoder's own forward
+        assert torch.equal(shallow.flatten(0, 1), model.net.encoder(_normed(clip).flatten(0, 1))[2])
+    assert shallow.shape == (2, 2, 32, 16, 24)  # stride 4
+    torch.testing.assert_close(logits, want, rtol=0, atol=0)
+    torch.testing.assert_close(image, want[:, 1], rtol=0, atol=0)
+    assert deep.shape[:3] == (2, 2, model.deep_channels)
+    with pytest.raises(ValueError, match=f"divisible by {stride} .*MixVisionTransformer"):
+        model(torch.rand(1, 3, 64 + stride // 2, 64))
+
+
+def test_smp_mit_temporal_path_runs_with_flow_and_trains():
+    _smp()
+    import copy
+
+    from smp_segmenter import SmpSegmenter
+
+    torch.manual_seed(0)
+    model = SmpSegmenter("segformer", "mit_b0", 5)
+    assert model.deep_channels == 256  # the SegFormer all-MLP head's width
+    with torch.no_grad():
+        model.fuse.weight.normal_()
+    clip = torch.rand(1, 2, 3, 64, 64)
+    flow = torch.randn(1, 2, 2, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        per_frame = model(clip)
+        fused = model(clip, flow)
+        deep, split = model.deep(model.shallow(clip), flow)
+    torch.testing.assert_close(fused, model.fuse(per_frame, flow))
+    torch.testing.assert_close(split, fused, rtol=0, atol=0)
+    assert deep.shape == (1, 2, 256, 16, 16)  # the decoder's output, at stride 4
+    assert not torch.allclose(fused, per_frame)
+    with pytest.raises(ValueError, match="needs a clip"):
+        model.deep(model.shallow(clip[:, 0]), flow[:, 0])
+
+    model.train()
+    model(clip, flow).square().mean().backward()
+    for name in ("net.encoder.patch_embed1.proj.weight", "net.encoder.block4.0.attn.q.weight",
+                 "net.decoder.fuse_stage.0.weight", "fuse.weight"):  # fmt: skip
+        assert model.get_parameter(name).grad is not None, name
+
+    model.eval()
+    twin = copy.deepcopy(model)  # as the EMA teacher is made: it runs its own encoder
+    with torch.no_grad():
+        ref = model(clip, flow)
+        twin.net.encoder.patch_embed1.proj.weight.zero_()
+        assert not torch.allclose(twin(clip, flow), ref)
+        torch.testing.assert_close(model(clip, flow), ref, rtol=0, atol=0)
+
+
+def test_smp_mit_encoder_weights_file_with_its_imagenet_head(tmp_path):
+    _smp()
+    from smp_segmenter import SmpSegmenter
+
+    torch.manual_seed(0)
+    donor = SmpSegmenter("segformer", "mit_b0", 4)
+    enc = {k: v.clone() for k, v in donor.net.encoder.state_dict().items()}
+    assert "patch_embed1.proj.weight" in enc and "block1.0.attn.q.weight" in enc  # SegFormer's
+    enc["head.weight"] = torch.zeros(1000, 256)  # SegFormer's ImageNet classifier: dropped
+    torch.save({"state_dict": enc}, tmp_path / "mit_b0.pth")
+    torch.manual_seed(1)
+    model = SmpSegmenter("segformer", "mit_b0", 4, weights=tmp_path / "mit_b0.pth")
+    assert _same(model.net.encoder.state_dict(), donor.net.encoder.state_dict())
+    assert not _same(model.net.decoder.state_dict(), donor.net.decoder.state_dict())
+    assert model.freeze_bn and all(p.requires_grad for p in model.net.encoder.parameters())
+
+
+def test_smp_mit_trains_dastc_in_the_example(tmp_path):
+    _smp()
+    pytest.importorskip("matplotlib")
+    from train_video_uda import main
+
+    out = tmp_path / "run"
+    args = ["--model", "smp:segformer:mit_b0", "--method", "dastc", "--out", str(out),
+            "--batch", "1", "--size", "32", "64", "--train-clips", "2", "--val-clips", "1",
+            "--adapt-start", "0", "--log-every", "1", "--eval-every", "2", "--no-progress",
+            "--render-workers", "0"]  # fmt: skip
+    res = main([*args, "--iters", "2"])
+    assert res["config"]["model"] == "smp:segformer:mit_b0" and res["iters"] == 2
+    assert res["config"]["method_config"]["feature_mix"] and res["config"]["method_config"]["align"]
+    hist = torch.load(out / "checkpoint.pt", weights_only=False)["history"]
+    for k in ("f_s2t", "f_t2s", "align"):  # the feature mix and the alignment ran, each step
+        assert len(hist[k]) == 2 and all(torch.isfinite(torch.tensor(v)) for _, v in hist[k]), k
+    with pytest.raises(SystemExit, match="divisible by 32"):
+        main([*args[:2], "--size", "48", "64", "--iters", "1", "--out", str(tmp_path / "x")])
