@@ -18,8 +18,15 @@ from dastc.distribution_alignment import DistributionAlignment
 from dastc.functional.class_mix import ClipMixOutput
 from dastc.functional.prototypes import Prototypes
 from dastc.functional.pseudo_label import PseudoLabel
+from dastc.inference import sliding_window_logits
 from dastc.losses import IntraInterClassAlignmentLoss
-from dastc.metrics import ConfusionMatrix, confusion_matrix, iou_from_confusion, mean_iou
+from dastc.metrics import (
+    ConfusionMatrix,
+    confusion_matrix,
+    iou_from_confusion,
+    mean_iou,
+    upsample_logits,
+)
 from dastc.mixing import BidirectionalClipMix, ShallowFeatureMix
 from dastc.prototypes import SpatioTemporalPrototypeAggregator
 from dastc.teacher import EMATeacher
@@ -39,6 +46,8 @@ __all__ = [
     "confusion_matrix",
     "iou_from_confusion",
     "mean_iou",
+    "sliding_window_logits",
+    "upsample_logits",
     "__version__",
     "functional",
     "set_value_checks",

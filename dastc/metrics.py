@@ -14,13 +14,85 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor
 
 from dastc import _validate as V
 
-__all__ = ["ConfusionMatrix", "confusion_matrix", "iou_from_confusion", "mean_iou"]
+__all__ = [
+    "ConfusionMatrix",
+    "confusion_matrix",
+    "iou_from_confusion",
+    "mean_iou",
+    "upsample_logits",
+]
 
 _LABEL_LAYOUTS = ("B T H W", "B H W")
+_LOGIT_LAYOUTS = ("B T K H W", "B K H W")
+
+
+def _check_size(size: object, name: str = "size") -> tuple[int, int]:
+    if (
+        not isinstance(size, (tuple, list, torch.Size))
+        or len(size) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+    ):
+        raise ValueError(f"{name}: expected a pair of ints (H, W) > 0, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _check_align_corners(align_corners: object) -> bool:
+    if not isinstance(align_corners, bool):
+        raise TypeError(f"align_corners: expected a bool, got {align_corners!r}")
+    return align_corners
+
+
+def _upsample(logits: Tensor, size: tuple[int, int], align_corners: bool) -> Tensor:
+    if tuple(logits.shape[-2:]) == size:
+        return logits
+    lead = logits.shape[:-2]
+    flat = logits.reshape(-1, *logits.shape[-3:]) if logits.dim() == 5 else logits
+    out = F.interpolate(flat, size=size, mode="bilinear", align_corners=align_corners)
+    return out.reshape(*lead, *size)
+
+
+def upsample_logits(
+    logits: Tensor, size: tuple[int, int], *, align_corners: bool = False
+) -> Tensor:
+    """Resize logits bilinearly to ``size`` (a label's stored resolution) before the argmax.
+
+    What the public evaluations do before scoring: mmseg's ``resize(seg_logit,
+    size=ori_shape, mode='bilinear', align_corners=align_corners)`` in DAFormer /
+    HRDA / MIC (``align_corners=False``) and ``nn.Upsample(size=(1024, 2048),
+    mode='bilinear', align_corners=True)`` in DA-VSN / TPS (see the module
+    docstring). Take the argmax afterwards: nearest-upsampling the argmax gives
+    other predictions along class boundaries.
+
+    Args:
+        logits: float ``(B, T, K, h, w)`` or ``(B, K, h, w)``.
+        size: ``(H, W)``, e.g. ``label.shape[-2:]``.
+        align_corners: ``False`` (mmseg, DAFormer/MIC) or ``True`` (DA-VSN/TPS).
+
+    Returns:
+        float ``(B, T, K, H, W)`` or ``(B, K, H, W)``; ``logits`` itself when
+        already at ``size``.
+
+    Raises:
+        ValueError: a bad rank or ``size``.
+        TypeError: ``logits`` is not floating point, ``align_corners`` not a bool.
+
+    Examples:
+        >>> logits = torch.tensor([[[[0.0, 1.0]], [[1.0, 0.0]]]])  # (1, 2, 1, 2)
+        >>> upsample_logits(logits, (1, 4)).argmax(1).tolist()
+        [[[1, 1, 0, 0]]]
+        >>> upsample_logits(logits, (1, 4))[0, 0, 0].tolist()
+        [0.0, 0.25, 0.75, 1.0]
+        >>> upsample_logits(logits, (1, 3), align_corners=True)[0, 0, 0].tolist()
+        [0.0, 0.5, 1.0]
+    """
+    V.check_float(logits, "logits", _LOGIT_LAYOUTS)
+    size_ = _check_size(size)
+    return _upsample(logits, size_, _check_align_corners(align_corners))
 
 
 def _check_pair(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int) -> None:
@@ -220,6 +292,64 @@ class ConfusionMatrix:
         self.matrix += _confusion(pred, target, self.num_classes, self.ignore_index).to(
             self.matrix.device
         )
+
+    def update_from_logits(
+        self, logits: Tensor, target: Tensor, *, align_corners: bool = False
+    ) -> None:
+        """Add one batch of logits, scored at the resolution of ``target`` as published.
+
+        The logits are upsampled bilinearly to ``target``'s ``(H, W)``
+        (:func:`upsample_logits`), then the argmax is taken and counted, one
+        frame at a time (the full-resolution logits of one frame are held at
+        once, not the batch's).
+
+        Args:
+            logits: float ``(B, T, K, h, w)`` or ``(B, K, h, w)``, any ``(h, w)``.
+            target: ``torch.long`` ``(B, T, H, W)`` or ``(B, H, W)`` labels,
+                ``[0, K)`` or ``ignore_index``.
+            align_corners: ``False`` (mmseg, DAFormer/MIC) or ``True`` (DA-VSN/TPS).
+
+        Raises:
+            ValueError: ranks or leading dimensions differ, ``K`` is not
+                ``num_classes``, devices differ, a label is out of range.
+            TypeError: a dtype is wrong, ``align_corners`` not a bool.
+
+        Examples:
+            >>> cm = ConfusionMatrix(num_classes=2)
+            >>> logits = torch.tensor([[[[0.0, 1.0]], [[1.0, 0.0]]]])  # (1, 2, 1, 2)
+            >>> cm.update_from_logits(logits, torch.tensor([[[1, 1, 0, 255]]]))
+            >>> cm.matrix
+            tensor([[1, 0],
+                    [0, 2]])
+        """
+        V.check_float(logits, "logits", _LOGIT_LAYOUTS)
+        V.check_long(target, "target", _LABEL_LAYOUTS)
+        ac = _check_align_corners(align_corners)
+        if target.dim() != logits.dim() - 1:
+            raise ValueError(
+                f"target: expected {logits.dim() - 1} dimensions (logits {tuple(logits.shape)} "
+                f"without K), got {V.describe(target)}"
+            )
+        lead = logits.dim() - 3  # (B,) or (B, T)
+        V.check_dims(logits, "logits", range(lead), target, "target", range(lead),
+                     "the leading dimensions")  # fmt: skip
+        if logits.shape[lead] != self.num_classes:
+            raise ValueError(
+                f"logits: expected K = num_classes = {self.num_classes} in dimension {lead}, "
+                f"got {V.describe(logits)}"
+            )
+        V.check_same_device(("target", target), ("logits", logits))
+        V.check_labels(target, "target", self.num_classes, self.ignore_index)
+        size = (int(target.shape[-2]), int(target.shape[-1]))
+        frames = logits.reshape(-1, *logits.shape[-3:])
+        pred = torch.empty((frames.shape[0], *size), dtype=torch.long, device=target.device)
+        for i in range(frames.shape[0]):
+            pred[i] = _upsample(frames[i : i + 1], size, ac)[0].argmax(0)
+        if not self._placed:
+            self.matrix = self.matrix.to(target.device)
+            self._placed = True
+        counts = _confusion(pred, target.reshape(-1, *size), self.num_classes, self.ignore_index)
+        self.matrix += counts.to(self.matrix.device)
 
     def compute(self, exclude: Sequence[int] = ()) -> tuple[Tensor, Tensor]:
         """``(iou (K,) float64 with NaN for absent classes, miou () float64)``; the

@@ -3,8 +3,10 @@
     python examples/predict.py runs/dastc my_frames/ --out my_frames_seg/
     python examples/predict.py runs/dastc clip.mp4 --out clip_seg/     # needs imageio
 
-Writes, per frame, ``<name>_seg.png`` (colour-coded classes) and
-``<name>_overlay.png`` (the frame with the colours blended in). Frames are
+Writes, per frame, ``<name>_seg.png`` (colour-coded classes: the Cityscapes
+benchmark colours for a run on a real benchmark, the synthetic palette for a
+run on the synthetic clips) and ``<name>_overlay.png`` (the frame with the
+colours blended in). Frames are
 resized to the run's training size and back. Without optical flow the
 temporal fusion is not used: each frame is segmented on its own.
 """
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     device = torch.device(a.device)
-    model, cfg, k, _ = load_run(a.run, a.model, device)
+    model, cfg, k, names = load_run(a.run, a.model, device)
     a.out.mkdir(parents=True, exist_ok=True)
     h, w = cfg.data.size
     n = 0
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         logits = model(x)  # image rank: (1, K, h, w)
         logits = F.interpolate(logits, size=img.shape[-2:], mode="bilinear", align_corners=False)
         pred = logits[0].argmax(0).cpu()
-        col = colorize(pred, k)
+        col = colorize(pred, k, names)
         Image.fromarray(col.numpy()).save(a.out / f"{name}_seg.png")
         over = (img.permute(1, 2, 0) * 0.5 + col.float() / 255 * 0.5).clamp(0, 1)
         Image.fromarray((over * 255).to(torch.uint8).numpy()).save(a.out / f"{name}_overlay.png")

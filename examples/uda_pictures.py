@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,22 @@ def _img(x: Tensor) -> Any:
     return x.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def _overlay(x: Tensor, label: Tensor, k: int, alpha: float = 0.5) -> Any:
-    col = colorize(label.cpu(), k).float() / 255
+Names = Sequence[str] | None  # class names: the real benchmarks' get the Cityscapes colours
+
+
+def _overlay(x: Tensor, label: Tensor, k: int, names: Names = None, alpha: float = 0.5) -> Any:
+    col = colorize(label.cpu(), k, names).float() / 255
+    if tuple(col.shape[:2]) != tuple(x.shape[-2:]):  # a label at its stored resolution
+        col = torch.nn.functional.interpolate(
+            col.permute(2, 0, 1)[None], size=tuple(x.shape[-2:]), mode="nearest"
+        )[0].permute(1, 2, 0)
     return (_img(x) * (1 - alpha) + col.numpy() * alpha).clip(0, 1)
 
 
-def mix_figure(last: LastMix, k: int, path: Path) -> None:
+def mix_figure(last: LastMix, k: int, path: Path, names: Names = None) -> None:
     """Rows: source + label, target + pseudo-label, S→T mixed + label, T→S mixed + label,
-    and both masks; columns: frames of the first clip."""
+    and both masks; columns: frames of the first clip. ``names``: the class names
+    (colours: ``uda_data.palette``)."""
     plt = _plt()
     mix = last.mix
     T = last.source_clip.shape[1]
@@ -48,7 +57,7 @@ def mix_figure(last: LastMix, k: int, path: Path) -> None:
     )
     for r, (title, clip, lab) in enumerate(rows):
         for t in range(T):
-            axes[r][t].imshow(_overlay(clip[t], lab[t], k))
+            axes[r][t].imshow(_overlay(clip[t], lab[t], k, names))
             axes[r][t].set_title(f"{title}, frame {t}", fontsize=7)
     for t in range(T):
         m = torch.stack(
@@ -64,9 +73,11 @@ def mix_figure(last: LastMix, k: int, path: Path) -> None:
 
 
 def predictions_figure(
-    batch: dict[str, Tensor], predictions: dict[str, Tensor], k: int, path: Path
-) -> None:
-    """Target val: image, label, and each model's prediction (last frame), a row per clip."""
+    batch: dict[str, Tensor], predictions: dict[str, Tensor], k: int, path: Path,
+    names: Names = None,
+) -> None:  # fmt: skip
+    """Target val: image, label, and each model's prediction (last frame), a row per clip
+    (labels and predictions at the labels' resolution, the image at the clip's)."""
     plt = _plt()
     n = batch["clip"].shape[0]
     cols = [("target image", None), ("label", batch["label"][:, -1]), *predictions.items()]
@@ -77,7 +88,7 @@ def predictions_figure(
             if lab is None:
                 ax.imshow(_img(batch["clip"][i, -1]))
             else:
-                ax.imshow(colorize(lab[i].cpu(), k).numpy())
+                ax.imshow(colorize(lab[i].cpu(), k, names).numpy())
             ax.set_title(title, fontsize=8)
             ax.axis("off")
     fig.tight_layout()
@@ -148,8 +159,8 @@ def save_all_pictures(
     """Write every picture of a finished run into ``out``, from what the loop recorded."""
     k = len(class_names)
     if last_mix is not None:
-        mix_figure(last_mix, k, out / "mixed_clips.png")
-    predictions_figure(val_batch, predictions, k, out / "predictions.png")
+        mix_figure(last_mix, k, out / "mixed_clips.png", class_names)
+    predictions_figure(val_batch, predictions, k, out / "predictions.png", class_names)
     title = f"{method}: target val per-class IoU (student mIoU {float(iou_s.nanmean()):.1f})"
     iou_figure(class_names, iou_s, iou_t, out / "per_class_iou.png", title)
     curves_figure(history, evals, class_names, out / "training_curves.png")

@@ -34,11 +34,15 @@ from dastc import (
     confusion_matrix,
     iou_from_confusion,
     mean_iou,
+    sliding_window_logits,
+    upsample_logits,
 )
-from dastc.data import VIPER, Shift, SyntheticDrivingClips
+from dastc.data import GTA5, VIPER, Cityscapes, Shift, SyntheticDrivingClips, palette_for
 from dastc.functional import (
+    ClipTransform,
     adaptive_weights,
     align_distribution,
+    apply_clip_transform,
     bidirectional_clip_mix,
     class_balanced_scores,
     class_confidence_stats,
@@ -46,6 +50,7 @@ from dastc.functional import (
     class_prototypes,
     class_sums,
     confidence_weights,
+    draw_clip_transform,
     flow_validity,
     frame_mean_prototypes,
     frame_reliability,
@@ -231,6 +236,26 @@ def viper(**kw: Any) -> object:
     return VIPER(**{"root": Path("/nonexistent/viper"), **kw})
 
 
+def cm_update_from_logits(**kw: Any) -> None:
+    ConfusionMatrix(K).update_from_logits(**kw)
+
+
+def logits_kw(**over: Any) -> Kwargs:
+    return {**dict(logits=torch.randn(B, T, K, H, W), target=labels(B, T, h=2 * H)), **over}
+
+
+def _toy_forward(x: Tensor, flow: Tensor | None) -> Tensor:
+    return x[..., :1, :, :].expand(*x.shape[:-3], K, *x.shape[-2:]).clone()
+
+
+def slide_kw(**over: Any) -> Kwargs:
+    kw: Kwargs = dict(
+        forward=_toy_forward, clip=clip(B, T, h=8, w=8), window=(4, 4), stride=(2, 2),
+        num_classes=K, flow=torch.zeros(B, T, 2, 8, 8),
+    )  # fmt: skip
+    return {**kw, **over}
+
+
 # -------------------------------------------------------------------------- the matrix
 @dataclass(frozen=True)
 class Case:
@@ -265,6 +290,25 @@ def augment_kw(**kw: Any) -> Kwargs:
 
 def dist_kw(**kw: Any) -> Kwargs:
     return {"logits": torch.randn(B, T, K, H, W), "source_labels": labels(B, T), **kw}
+
+
+def clip_tf_kw(**kw: Any) -> Kwargs:
+    base: Kwargs = dict(
+        in_size=(H, W),
+        out_size=(3, 3),
+        size=torch.tensor([[H, W]] * B),
+        offset=torch.zeros(B, 2, dtype=torch.long),
+        flip=torch.ones(B) > 0,
+    )
+    return {**base, **kw}
+
+
+def apply_tf_kw(**kw: Any) -> Kwargs:
+    return {"transform": ClipTransform(**clip_tf_kw()), "x": clip(B, T), **kw}
+
+
+def draw_tf_kw(**kw: Any) -> Kwargs:
+    return {"batch": B, "in_size": (H, W), "out_size": (3, 3), "generator": _g(), **kw}
 
 
 CASES: list[Case] = [
@@ -644,6 +688,56 @@ CASES: list[Case] = [
          lambda: cm_kw(target=with_value(labels(B, T), 9)), ValueError, "target"),
     Case("ConfusionMatrix.update-pred-device", cm_update,
          lambda: cm_kw(pred=meta(labels(B, T))), ValueError, "pred"),
+    Case("upsample_logits-logits-long", upsample_logits,
+         lambda: dict(logits=labels(B, T), size=(8, 8)), TypeError, "logits"),
+    Case("upsample_logits-logits-rank3", upsample_logits,
+         lambda: dict(logits=torch.randn(K, H, W), size=(8, 8)), ValueError, "logits"),
+    Case("upsample_logits-size-0", upsample_logits,
+         lambda: dict(logits=torch.randn(B, K, H, W), size=(0, 8)), ValueError, "size"),
+    Case("upsample_logits-align_corners-str", upsample_logits,
+         lambda: dict(logits=torch.randn(B, K, H, W), size=(8, 8), align_corners="yes"),
+         TypeError, "align_corners"),
+    Case("ConfusionMatrix.update_from_logits-K", cm_update_from_logits,
+         lambda: logits_kw(logits=torch.randn(B, T, K + 1, H, W)), ValueError, "logits"),
+    Case("ConfusionMatrix.update_from_logits-logits-long", cm_update_from_logits,
+         lambda: logits_kw(logits=torch.ones(B, T, K, H, W, dtype=torch.long)),
+         TypeError, "logits"),
+    Case("ConfusionMatrix.update_from_logits-target-float", cm_update_from_logits,
+         lambda: logits_kw(target=labels(B, T).float()), TypeError, "target"),
+    Case("ConfusionMatrix.update_from_logits-target-T", cm_update_from_logits,
+         lambda: logits_kw(target=labels(B, T + 1)), ValueError, "target"),
+    Case("ConfusionMatrix.update_from_logits-target-rank", cm_update_from_logits,
+         lambda: logits_kw(target=labels(B)), ValueError, "target"),
+    Case("ConfusionMatrix.update_from_logits-target-ge-K", cm_update_from_logits,
+         lambda: logits_kw(target=with_value(labels(B, T), K)), ValueError, "target"),
+    Case("ConfusionMatrix.update_from_logits-target-device", cm_update_from_logits,
+         lambda: logits_kw(target=meta(labels(B, T))), ValueError, "logits"),
+    Case("sliding_window_logits-forward-str", sliding_window_logits,
+         lambda: slide_kw(forward="model"), TypeError, "forward"),
+    Case("sliding_window_logits-clip-long", sliding_window_logits,
+         lambda: slide_kw(clip=torch.ones(B, T, C, 8, 8, dtype=torch.long)), TypeError, "clip"),
+    Case("sliding_window_logits-clip-rank3", sliding_window_logits,
+         lambda: slide_kw(clip=torch.rand(C, 8, 8), flow=None), ValueError, "clip"),
+    Case("sliding_window_logits-clip-empty", sliding_window_logits,
+         lambda: slide_kw(clip=clip(0, T, h=8, w=8), flow=None), ValueError, "clip"),
+    Case("sliding_window_logits-window-0", sliding_window_logits,
+         lambda: slide_kw(window=(0, 4)), ValueError, "window"),
+    Case("sliding_window_logits-stride-float", sliding_window_logits,
+         lambda: slide_kw(stride=(2.0, 2)), ValueError, "stride"),
+    Case("sliding_window_logits-stride-gap", sliding_window_logits,
+         lambda: slide_kw(window=(2, 2), stride=(3, 1)), ValueError, "stride"),
+    Case("sliding_window_logits-num_classes-0", sliding_window_logits,
+         lambda: slide_kw(num_classes=0), ValueError, "num_classes"),
+    Case("sliding_window_logits-flow-W", sliding_window_logits,
+         lambda: slide_kw(flow=torch.zeros(B, T, 2, 8, 9)), ValueError, "flow"),
+    Case("sliding_window_logits-flow-3ch", sliding_window_logits,
+         lambda: slide_kw(flow=torch.zeros(B, T, 3, 8, 8)), ValueError, "flow"),
+    Case("sliding_window_logits-flow-device", sliding_window_logits,
+         lambda: slide_kw(flow=meta(torch.zeros(B, T, 2, 8, 8))), ValueError, "flow"),
+    Case("sliding_window_logits-forward-K", sliding_window_logits,
+         lambda: slide_kw(num_classes=K + 1), ValueError, "forward"),
+    Case("sliding_window_logits-align_corners", sliding_window_logits,
+         lambda: slide_kw(align_corners=1), TypeError, "align_corners"),
     # --- data -------------------------------------------------------------------------
     Case("SyntheticDrivingClips-domain", SyntheticDrivingClips,
          lambda: synthetic_kw(domain="real"), ValueError, "domain"),
@@ -663,6 +757,17 @@ CASES: list[Case] = [
     Case("Shift-hue-nan", Shift, lambda: dict(hue=NAN), ValueError, "hue"),
     Case("VIPER-clip_len", viper, lambda: dict(clip_len=0), ValueError, "clip_len"),
     Case("VIPER-size", viper, lambda: dict(size=(0, 64)), ValueError, "size"),
+    Case("VIPER-label_size", viper, lambda: dict(label_size="full"), ValueError, "label_size"),
+    Case("Cityscapes-label_size", Cityscapes,
+         lambda: dict(root="/nonexistent/cs", label_size=None), ValueError, "label_size"),
+    Case("GTA5-label_size", GTA5,
+         lambda: dict(root="/nonexistent/gta5", label_size="1024"), ValueError, "label_size"),
+    Case("palette_for-unknown-class", palette_for,
+         lambda: dict(class_names=["road", "boat"]), ValueError, "class_names"),
+    Case("palette_for-str", palette_for, lambda: dict(class_names="road"), TypeError,
+         "class_names"),
+    Case("palette_for-empty", palette_for, lambda: dict(class_names=[]), ValueError,
+         "class_names"),
     Case("strong_augment-clip-long", strong_augment,
          lambda: augment_kw(clip=torch.ones(B, T, 3, H, W, dtype=torch.long)), TypeError, "clip"),
     Case("strong_augment-clip-4ch", strong_augment,
@@ -706,6 +811,77 @@ CASES: list[Case] = [
          lambda: dict(num_classes=K, momentum=-0.1), ValueError, "momentum"),
     Case("DistributionAlignment-logits-K", dist_align_module,
          lambda: dist_kw(logits=torch.randn(B, T, K + 1, H, W)), ValueError, "logits"),
+    # --- clip augmentation (rescale, crop, flip) ---------------------------------------
+    Case("draw_clip_transform-batch-0", draw_clip_transform,
+         lambda: draw_tf_kw(batch=0), ValueError, "batch"),
+    Case("draw_clip_transform-in_size-0", draw_clip_transform,
+         lambda: draw_tf_kw(in_size=(0, W)), ValueError, "in_size"),
+    Case("draw_clip_transform-out_size-int", draw_clip_transform,
+         lambda: draw_tf_kw(out_size=512), ValueError, "out_size"),
+    Case("draw_clip_transform-out_size-float", draw_clip_transform,
+         lambda: draw_tf_kw(out_size=(3.0, 3)), ValueError, "out_size"),
+    Case("draw_clip_transform-scale-reversed", draw_clip_transform,
+         lambda: draw_tf_kw(scale=(2.0, 0.5)), ValueError, "scale"),
+    Case("draw_clip_transform-scale-0", draw_clip_transform,
+         lambda: draw_tf_kw(scale=(0.0, 1.0)), ValueError, "scale"),
+    Case("draw_clip_transform-scale-inf", draw_clip_transform,
+         lambda: draw_tf_kw(scale=(0.5, INF)), ValueError, "scale"),
+    Case("draw_clip_transform-scale-number", draw_clip_transform,
+         lambda: draw_tf_kw(scale=1.5), TypeError, "scale"),
+    Case("draw_clip_transform-flip-gt1", draw_clip_transform,
+         lambda: draw_tf_kw(flip=1.5), ValueError, "flip"),
+    Case("draw_clip_transform-flip-str", draw_clip_transform,
+         lambda: draw_tf_kw(flip="yes"), TypeError, "flip"),
+    Case("draw_clip_transform-generator-device", draw_clip_transform,
+         lambda: draw_tf_kw(device="meta"), ValueError, "generator"),
+    Case("ClipTransform-size-float", ClipTransform,
+         lambda: clip_tf_kw(size=torch.ones(B, 2)), TypeError, "size"),
+    Case("ClipTransform-size-3", ClipTransform,
+         lambda: clip_tf_kw(size=torch.ones(B, 3, dtype=torch.long)), ValueError, "size"),
+    Case("ClipTransform-offset-B", ClipTransform,
+         lambda: clip_tf_kw(offset=torch.zeros(B + 1, 2, dtype=torch.long)), ValueError, "offset"),
+    Case("ClipTransform-flip-long", ClipTransform,
+         lambda: clip_tf_kw(flip=torch.ones(B, dtype=torch.long)), TypeError, "flip"),
+    Case("ClipTransform-flip-B", ClipTransform,
+         lambda: clip_tf_kw(flip=torch.ones(B + 1) > 0), ValueError, "flip"),
+    Case("ClipTransform-flip-device", ClipTransform,
+         lambda: clip_tf_kw(flip=meta(torch.ones(B) > 0)), ValueError, "flip"),
+    Case("ClipTransform-out_size-negative", ClipTransform,
+         lambda: clip_tf_kw(out_size=(-1, 3)), ValueError, "out_size"),
+    Case("apply_clip_transform-transform-tuple", apply_clip_transform,
+         lambda: apply_tf_kw(transform=((H, W), (3, 3))), TypeError, "transform"),
+    Case("apply_clip_transform-x-rank2", apply_clip_transform,
+         lambda: apply_tf_kw(x=torch.rand(H, W)), ValueError, "x"),
+    Case("apply_clip_transform-x-rank6", apply_clip_transform,
+         lambda: apply_tf_kw(x=torch.rand(B, T, 1, C, H, W)), ValueError, "x"),
+    Case("apply_clip_transform-x-complex", apply_clip_transform,
+         lambda: apply_tf_kw(x=torch.zeros(B, T, C, H, W, dtype=torch.complex64)),
+         TypeError, "x"),
+    Case("apply_clip_transform-x-B", apply_clip_transform,
+         lambda: apply_tf_kw(x=clip(B + 1, T)), ValueError, "x"),
+    Case("apply_clip_transform-x-H", apply_clip_transform,
+         lambda: apply_tf_kw(x=clip(B, T, h=H + 1)), ValueError, "x"),
+    Case("apply_clip_transform-label-W", apply_clip_transform,
+         lambda: apply_tf_kw(x=labels(B, T, w=W + 2)), ValueError, "x"),
+    Case("apply_clip_transform-x-device", apply_clip_transform,
+         lambda: apply_tf_kw(x=meta(clip(B, T))), ValueError, "x"),
+    Case("apply_clip_transform-label-bilinear", apply_clip_transform,
+         lambda: apply_tf_kw(x=labels(B, T), mode="bilinear"), TypeError, "x"),
+    Case("apply_clip_transform-flow-3ch", apply_clip_transform,
+         lambda: apply_tf_kw(x=clip(B, T), mode="flow"), ValueError, "x"),
+    Case("apply_clip_transform-flow-long", apply_clip_transform,
+         lambda: apply_tf_kw(x=torch.zeros(B, T, 2, H, W, dtype=torch.long), mode="flow"),
+         TypeError, "x"),
+    Case("apply_clip_transform-mode", apply_clip_transform,
+         lambda: apply_tf_kw(mode="bicubic"), ValueError, "mode"),
+    Case("apply_clip_transform-fill-fraction-for-labels", apply_clip_transform,
+         lambda: apply_tf_kw(x=labels(B, T), fill=0.5), ValueError, "fill"),
+    Case("apply_clip_transform-fill-uint8-range", apply_clip_transform,
+         lambda: apply_tf_kw(x=labels(B, T).to(torch.uint8), fill=-1), ValueError, "fill"),
+    Case("apply_clip_transform-fill-bool", apply_clip_transform,
+         lambda: apply_tf_kw(x=labels(B, T) > 0, fill=2), ValueError, "fill"),
+    Case("apply_clip_transform-fill-str", apply_clip_transform,
+         lambda: apply_tf_kw(fill="ignore"), TypeError, "fill"),
     Case("VIPER-root-missing", viper, lambda: {}, FileNotFoundError, "root",
          match=r"no such directory \(expected the VIPER root"),
 ]  # fmt: skip
@@ -731,6 +907,7 @@ def test_matrix_is_well_formed() -> None:
         "alignment": "IntraInterClassAlignmentLoss",
         "teacher_pseudo_label": "EMATeacher",
         "cm_update": "ConfusionMatrix",
+        "cm_update_from_logits": "ConfusionMatrix",
         "viper": "VIPER",
         "class_balance_module": "ClassBalance",
         "dist_align_module": "DistributionAlignment",

@@ -37,6 +37,13 @@ from dastc.data.labelmaps import (
     TrainIdMap,
     get_train_id_map,
 )
+from dastc.data.palette import (
+    CITYSCAPES_PALETTE,
+    SYNTHIA_16_PALETTE,
+    SYNTHIA_SEQ_PALETTE,
+    VIPER_PALETTE,
+    palette_for,
+)
 from dastc.data.synthetic import DEFAULT_TARGET_SHIFT, Shift, SyntheticDrivingClips
 from dastc.data.synthia import Synthia
 from dastc.data.synthia_seq import SynthiaSeq
@@ -48,6 +55,7 @@ __all__: list[str] = [
     "CITYSCAPES_16_MAP",
     "CITYSCAPES_CLASSES",
     "CITYSCAPES_MAP",
+    "CITYSCAPES_PALETTE",
     "CITYSCAPES_SYNTHIA_SEQ_11_MAP",
     "CITYSCAPES_SYNTHIA_SEQ_MAP",
     "CITYSCAPES_VIPER_MAP",
@@ -59,16 +67,19 @@ __all__: list[str] = [
     "SYNTHIA_13_CLASSES",
     "SYNTHIA_16_CLASSES",
     "SYNTHIA_16_MAP",
+    "SYNTHIA_16_PALETTE",
     "SYNTHIA_MAP",
     "SYNTHIA_SEQ_11_CLASSES",
     "SYNTHIA_SEQ_11_MAP",
     "SYNTHIA_SEQ_CLASSES",
     "SYNTHIA_SEQ_MAP",
+    "SYNTHIA_SEQ_PALETTE",
     "MEAN_EXCLUDES",
     "TRAIN_ID_MAPS",
     "VIPER",
     "VIPER_CLASSES",
     "VIPER_MAP",
+    "VIPER_PALETTE",
     "ClipItem",
     "Cityscapes",
     "CityscapesSeq",
@@ -81,6 +92,7 @@ __all__: list[str] = [
     "connected_component",
     "flow_from_last",
     "get_train_id_map",
+    "palette_for",
     "read_flow",
     "read_list",
     "read_image",

@@ -6,13 +6,19 @@ reads, crops, maps labels, resizes and assembles flows. Flows are returned at
 the output size of the clip: a flow file stored at another resolution is
 resized bilinearly and its vectors are rescaled by the same factors (``dx`` by
 the width ratio, ``dy`` by the height ratio).
+
+Labels are resized to the clip's output size (nearest) by default
+(``label_size="resized"``). With ``label_size="stored"`` they keep the
+resolution of their files (after the dataset's own crop) while the clip and
+flows are resized: what the published evaluations score against (the logits
+are upsampled to the label, see :func:`dastc.metrics.upsample_logits`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -29,13 +35,24 @@ from dastc.flow import _resize_flow
 __all__ = ["ClipItem"]
 
 _Size = tuple[int, int]
+LabelSize = Literal["resized", "stored"]
+LABEL_SIZES: tuple[LabelSize, ...] = ("resized", "stored")
+
+
+def _check_label_size(label_size: object) -> LabelSize:
+    """The readers' ``label_size``: ``"resized"`` (to ``size``) or ``"stored"`` (the file's)."""
+    if label_size == "resized" or label_size == "stored":
+        return label_size
+    raise ValueError(f"label_size: expected one of {list(LABEL_SIZES)}, got {label_size!r}")
 
 
 class ClipItem(TypedDict):
     """One item of a real-dataset reader in :mod:`dastc.data`.
 
     * ``clip``: float32 ``(T, 3, H, W)`` in ``[0, 1]``, oldest frame first.
-    * ``label``: long ``(T, H, W)``, train ids or 255.
+    * ``label``: long ``(T, H, W)``, train ids or 255; with a reader's
+      ``label_size="stored"``, ``(T, H_label, W_label)``: the label files'
+      own resolution, whatever the clip's ``size``.
     * ``name``: the labelled (last) frame's name.
     * ``flow_prev`` (video readers given a ``flow_root`` only): float32
       ``(T, 2, H, W)``, the backward flow ``(dx, dy)`` in pixels of each frame
@@ -79,6 +96,10 @@ class _LabelledFrames(Dataset[ClipItem]):
     frames whose clip lacks frames; ``unlabelled``, frames without a label file
     (not clip ends; inside a clip their label is ignore, 255); ``no_flow``,
     labelled frames whose clip lacks flow files (left out, with a warning).
+
+    ``label_size``: ``"resized"`` (labels resized to ``size``, nearest) or
+    ``"stored"`` (labels at their files' resolution; the clip and flows are
+    still resized to ``size``).
     """
 
     def __init__(
@@ -95,6 +116,7 @@ class _LabelledFrames(Dataset[ClipItem]):
         crop_bottom: int = 0,
         fix_raw: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]] | None = None,
         dataset: str = "dataset",
+        label_size: LabelSize = "resized",
     ) -> None:
         self.samples: list[_Sample] = list(samples)
         self.train_id_map = train_id_map
@@ -107,6 +129,7 @@ class _LabelledFrames(Dataset[ClipItem]):
         self.crop_bottom = crop_bottom
         self.fix_raw = fix_raw
         self.dataset = dataset
+        self.label_size: LabelSize = _check_label_size(label_size)
 
     # -- public attributes -------------------------------------------------------------
     @property
@@ -167,9 +190,11 @@ class _LabelledFrames(Dataset[ClipItem]):
 
     def __getitem__(self, index: int) -> ClipItem:
         sample = self.samples[index]
+        stored = self.label_size == "stored"
         images: list[npt.NDArray[np.uint8]] = []
         labels: list[npt.NDArray[np.int64] | None] = []
         raw_hw: _Size = (0, 0)
+        label_hw: _Size | None = None  # "stored": the size of the clip's label files
         for i, frame in enumerate(sample.frames):
             img = self.read_frame_image(frame.image)
             hw = (img.shape[0], img.shape[1])
@@ -185,7 +210,15 @@ class _LabelledFrames(Dataset[ClipItem]):
                 labels.append(None)
                 continue
             raw = self.read_raw_label(frame.label)
-            if self.size is None and raw.shape != hw:
+            raw_label_hw = (raw.shape[0], raw.shape[1])
+            if stored:
+                if label_hw is not None and raw_label_hw != label_hw:
+                    raise ValueError(
+                        f"{frame.label}: expected the size {label_hw} of the clip's other "
+                        f"label files (label_size='stored' keeps them), got {raw_label_hw}"
+                    )
+                label_hw = raw_label_hw
+            elif self.size is None and raw_label_hw != hw:
                 raise ValueError(
                     f"{frame.label}: expected a label of size {hw} (the size of "
                     f"{frame.image}), got {raw.shape}"
@@ -195,8 +228,9 @@ class _LabelledFrames(Dataset[ClipItem]):
         out: _Size = (
             self.size if self.size is not None else (images[0].shape[0], images[0].shape[1])
         )
+        lab_out: _Size = label_hw if label_hw is not None else out
         clip = torch.empty(len(images), 3, *out)
-        label = torch.full((len(images), *out), IGNORE_INDEX, dtype=torch.long)
+        label = torch.full((len(images), *lab_out), IGNORE_INDEX, dtype=torch.long)
         for t, (img, lab) in enumerate(zip(images, labels, strict=True)):
             x = torch.from_numpy(img).permute(2, 0, 1)  # uint8 (3, h, w)
             if x.shape[-2:] == out:
@@ -209,7 +243,7 @@ class _LabelledFrames(Dataset[ClipItem]):
                 clip[t] = xf[0].clamp_(0.0, 1.0)
             if lab is not None:
                 y = torch.from_numpy(lab)
-                if tuple(y.shape) != out:
+                if tuple(y.shape) != lab_out:
                     y = F.interpolate(y[None, None].float(), size=out, mode="nearest")[0, 0].long()
                 label[t] = y
         item: ClipItem = {"clip": clip, "label": label, "name": sample.name}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from dastc.data._files import PathLike, read_list
-from dastc.data._frames import _Frame, _LabelledFrames, _Sample, _Size
+from dastc.data._frames import _check_label_size, _Frame, _LabelledFrames, _Sample, _Size
 from dastc.data.labelmaps import TrainIdMap
 
 
@@ -262,6 +262,7 @@ class _VideoFrames(_LabelledFrames):
         clip_len: object,
         flow_root: PathLike | None,
         size: object,
+        label_size: object,
         train_id_map: TrainIdMap,
         fields: dict[str, str],
         where: Path,
@@ -271,6 +272,7 @@ class _VideoFrames(_LabelledFrames):
         given = _names(names)
         n = _check_clip_len(clip_len)
         size_ = _check_size(size)
+        label_size_ = _check_label_size(label_size)
         for path, what in dirs:
             _require_dir(path, what)
         found = list(list_frames()) if given is None else given
@@ -288,6 +290,7 @@ class _VideoFrames(_LabelledFrames):
             unlabelled=clips.unlabelled,
             no_flow=clips.no_flow,
             dataset=layout.dataset,
+            label_size=label_size_,
             **decoding,
         )
         self.root, self.clip_len, self.flow_root = root, n, flow_p

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dastc.data._files import PathLike
-from dastc.data._frames import _Frame, _LabelledFrames, _Sample
+from dastc.data._frames import LabelSize, _check_label_size, _Frame, _LabelledFrames, _Sample
 from dastc.data._layout import (
     _check_choice,
     _check_size,
@@ -99,6 +99,10 @@ class CityscapesSeq(_VideoFrames):
         protocol: ``"viper"`` (15 classes, rider counts as person),
             ``"synthia"`` (12 classes) or ``"synthia-11"`` (the 12 without fence).
         names: the labelled frames to read; ``None``: every labelIds file of the split.
+        label_size: ``"resized"`` (labels resized to ``size``, nearest) or
+            ``"stored"`` (labels keep their files' resolution, 1024 × 2048, while the
+            clip (and flow) is resized to ``size``: for scoring at the label's
+            resolution, as the published evaluations do).
 
     Raises:
         FileNotFoundError: missing folders, no complete clip, or (at read time)
@@ -133,6 +137,7 @@ class CityscapesSeq(_VideoFrames):
         protocol: str = "viper",
         *,
         names: Sequence[str] | PathLike | None = None,
+        label_size: LabelSize = "resized",
     ) -> None:
         root_p = Path(root)
         train_id_map = _SEQ_MAPS[_check_choice(protocol, "protocol", list(_SEQ_MAPS))]
@@ -145,7 +150,7 @@ class CityscapesSeq(_VideoFrames):
         ]
         self._read_clips(
             _LAYOUT, root_p, names, lambda: _labelled_names(gt_dir), dirs=dirs, clip_len=clip_len,
-            flow_root=flow_root, size=size, train_id_map=train_id_map,
+            flow_root=flow_root, size=size, label_size=label_size, train_id_map=train_id_map,
             fields={"split": split}, where=gt_dir,
             layout_hint="<city>/*_gtFine_labelIds.png with their frames",
         )  # fmt: skip
@@ -167,6 +172,10 @@ class Cityscapes(_LabelledFrames):
             ``None`` to keep 1024 × 2048.
         protocol: ``"19"`` (the standard classes), ``"16"`` or ``"13"`` (the
             SYNTHIA → Cityscapes classes).
+        label_size: ``"resized"`` (labels resized to ``size``, nearest) or
+            ``"stored"`` (labels keep their files' resolution, 1024 × 2048, while
+            the image is resized to ``size``: for scoring at the label's
+            resolution, as the published evaluations do).
 
     Raises:
         FileNotFoundError: missing folders, no image, an image without its
@@ -196,9 +205,12 @@ class Cityscapes(_LabelledFrames):
         split: str = "train",
         size: tuple[int, int] | None = None,
         protocol: str = "19",
+        *,
+        label_size: LabelSize = "resized",
     ) -> None:
         root_p = Path(root)
         size_ = _check_size(size)
+        label_size_ = _check_label_size(label_size)
         train_id_map = _IMAGE_MAPS[_check_choice(protocol, "protocol", list(_IMAGE_MAPS))]
         _require_dir(root_p, "the Cityscapes root, holding leftImg8bit/ and gtFine/")
         img_dir = root_p / "leftImg8bit" / split
@@ -219,7 +231,10 @@ class Cityscapes(_LabelledFrames):
                 samples.append(_Sample(f"{city.name}/{f}", (_Frame(city / f, label),), ()))
         if not samples:
             raise _no_samples(img_dir, "<city>/*_leftImg8bit.png", ())
-        super().__init__(samples, train_id_map, size=size_, has_flow=False, dataset="Cityscapes")
+        super().__init__(
+            samples, train_id_map, size=size_, has_flow=False, dataset="Cityscapes",
+            label_size=label_size_,
+        )  # fmt: skip
         self.root = root_p
         self.split = split
         self.protocol = protocol

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dastc.data._files import PathLike
-from dastc.data._frames import _Frame, _LabelledFrames, _Sample
+from dastc.data._frames import LabelSize, _check_label_size, _Frame, _LabelledFrames, _Sample
 from dastc.data._layout import _check_size, _Listing, _no_samples, _require_dir
 from dastc.data.labelmaps import GTA5_MAP
 
@@ -39,6 +39,9 @@ class GTA5(_LabelledFrames):
         root: the GTA5 folder (holding ``images/`` and ``labels/``).
         size: ``(H, W)`` to resize to (bilinear images, nearest labels), or
             ``None`` to keep the stored size.
+        label_size: ``"resized"`` (labels resized to ``size``, nearest) or
+            ``"stored"`` (labels keep their files' resolution while the image is
+            resized to ``size``).
 
     Raises:
         FileNotFoundError: missing folders, no image, an image without its label.
@@ -58,9 +61,16 @@ class GTA5(_LabelledFrames):
         >>> d.cleanup()
     """
 
-    def __init__(self, root: PathLike, size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        root: PathLike,
+        size: tuple[int, int] | None = None,
+        *,
+        label_size: LabelSize = "resized",
+    ) -> None:
         root_p = Path(root)
         size_ = _check_size(size)
+        label_size_ = _check_label_size(label_size)
         _require_dir(root_p, "the GTA5 root, holding images/ and labels/")
         img_dir, lab_dir = root_p / "images", root_p / "labels"
         _require_dir(img_dir, "GTA5 images images/<id5>.png")
@@ -78,5 +88,7 @@ class GTA5(_LabelledFrames):
             samples.append(_Sample(f, (_Frame(img_dir / f, label),), ()))
         if not samples:
             raise _no_samples(img_dir, "<id5>.png", ())
-        super().__init__(samples, GTA5_MAP, size=size_, has_flow=False, dataset="GTA5")
+        super().__init__(
+            samples, GTA5_MAP, size=size_, has_flow=False, dataset="GTA5", label_size=label_size_
+        )
         self.root = root_p

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dastc.data._files import PathLike
-from dastc.data._frames import _Frame, _LabelledFrames, _Sample
+from dastc.data._frames import LabelSize, _check_label_size, _Frame, _LabelledFrames, _Sample
 from dastc.data._layout import _check_choice, _check_size, _Listing, _no_samples, _require_dir
 from dastc.data.labelmaps import SYNTHIA_16_MAP, SYNTHIA_MAP
 
@@ -45,6 +45,9 @@ class Synthia(_LabelledFrames):
             train never occur; the published SYNTHIA → Cityscapes setting, scored
             over 16 and 13 classes, see :data:`~dastc.data.MEAN_EXCLUDES`) or
             ``"16"`` (the 16 classes SYNTHIA labels).
+        label_size: ``"resized"`` (labels resized to ``size``, nearest) or
+            ``"stored"`` (labels keep their files' resolution, 760 × 1280, while
+            the image is resized to ``size``).
 
     Raises:
         FileNotFoundError: missing folders, no image, an image without its label.
@@ -71,9 +74,12 @@ class Synthia(_LabelledFrames):
         root: PathLike,
         size: tuple[int, int] | None = None,
         protocol: str = "19",
+        *,
+        label_size: LabelSize = "resized",
     ) -> None:
         root_p = Path(root)
         size_ = _check_size(size)
+        label_size_ = _check_label_size(label_size)
         train_id_map = _MAPS[_check_choice(protocol, "protocol", list(_MAPS))]
         _require_dir(root_p, "the SYNTHIA-RAND-CITYSCAPES root, holding RGB/ and GT/LABELS/")
         img_dir, lab_dir = root_p / "RGB", root_p / "GT" / "LABELS"
@@ -93,7 +99,13 @@ class Synthia(_LabelledFrames):
         if not samples:
             raise _no_samples(img_dir, "<id7>.png", ())
         super().__init__(
-            samples, train_id_map, size=size_, has_flow=False, label_channel=0, dataset="SYNTHIA"
+            samples,
+            train_id_map,
+            size=size_,
+            has_flow=False,
+            label_channel=0,
+            dataset="SYNTHIA",
+            label_size=label_size_,
         )
         self.root = root_p
         self.protocol = protocol

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dastc.data._files import PathLike
+from dastc.data._frames import LabelSize
 from dastc.data._layout import (
     _check_choice,
     _Listing,
@@ -68,6 +69,10 @@ class SynthiaSeq(_VideoFrames):
             the evaluation classes).
         names: the labelled frames (``"000001.png"``), as in the public split
             list; ``None``: every frame whose clip is complete.
+        label_size: ``"resized"`` (labels resized to ``size``, nearest) or
+            ``"stored"`` (labels keep their files' resolution, 1280 × 640 after the crop, while the
+            clip (and flow) is resized to ``size``: for scoring at the label's
+            resolution, as the published evaluations do).
 
     Raises:
         FileNotFoundError: missing folders, no complete clip, or (at read time)
@@ -100,6 +105,7 @@ class SynthiaSeq(_VideoFrames):
         protocol: str = "12",
         *,
         names: Sequence[str] | PathLike | None = None,
+        label_size: LabelSize = "resized",
     ) -> None:
         root_p = Path(root)
         train_id_map = _MAPS[_check_choice(protocol, "protocol", list(_MAPS))]
@@ -116,7 +122,8 @@ class SynthiaSeq(_VideoFrames):
 
         self._read_clips(
             _LAYOUT, root_p, names, every_frame, dirs=dirs, clip_len=clip_len, flow_root=flow_root,
-            size=size, train_id_map=train_id_map, fields={}, where=root_p / "rgb",
+            size=size, label_size=label_size, train_id_map=train_id_map, fields={},
+            where=root_p / "rgb",
             layout_hint="<frame6>.png with labels in label/",
             label_channel=0, crop_bottom=SYNTHIA_SEQ_CROP_BOTTOM,
         )  # fmt: skip

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dastc.data._files import PathLike
+from dastc.data._frames import LabelSize
 from dastc.data._layout import (
     _Listing,
     _VideoFrames,
@@ -193,6 +194,10 @@ class VIPER(_VideoFrames):
             ``None``: every frame of every sequence whose clip is complete
             (first frames of a sequence are skipped, see ``skipped``).
         remove_ego: relabel the ego vehicle as ignored (the public default).
+        label_size: ``"resized"`` (labels resized to ``size``, nearest) or
+            ``"stored"`` (labels keep their files' resolution, 1280 × 720, while the
+            clip (and flow) is resized to ``size``: for scoring at the label's
+            resolution, as the published evaluations do).
 
     Raises:
         FileNotFoundError: missing root/split folders, no complete clip, or (at
@@ -228,6 +233,7 @@ class VIPER(_VideoFrames):
         *,
         names: Sequence[str] | PathLike | None = None,
         remove_ego: bool = True,
+        label_size: LabelSize = "resized",
     ) -> None:
         root_p = Path(root)
         img_dir = root_p / split / "img"
@@ -248,7 +254,8 @@ class VIPER(_VideoFrames):
 
         self._read_clips(
             _LAYOUT, root_p, names, every_frame, dirs=dirs, clip_len=clip_len, flow_root=flow_root,
-            size=size, train_id_map=VIPER_MAP, fields={"split": split}, where=img_dir,
+            size=size, label_size=label_size, train_id_map=VIPER_MAP, fields={"split": split},
+            where=img_dir,
             layout_hint="<seq>/<seq>_<frame5>.jpg with labels in cls/",
             fix_raw=remove_ego_vehicle if remove_ego else None,
         )  # fmt: skip
