@@ -30,8 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from uda_config import Config
+from uda_config import PRESETS, Config
 from uda_data import DataSpec
+from uda_optim import AMP, OPTIMIZERS
 from uda_training import train
 
 from dastc.data.check import IMAGE_SOURCES, IMAGE_TARGETS, VIDEO_SOURCES, VIDEO_TARGETS
@@ -76,10 +77,12 @@ def parse_args(
     p.add_argument("--method", choices=list(METHODS), default=d.method)
     p.add_argument(
         "--preset",
-        choices=("default", "official"),
+        choices=list(PRESETS),
         default="default",
         help="official: the public DA-STC code's method settings (MethodConfig.official(), "
-        "its tail classes for viper/synthia_seq) as the defaults of the method's options",
+        "its tail classes for viper/synthia_seq) as the defaults of the method's options; "
+        "viper-cnn, synthia-cnn, viper-vit, synthia-vit: those and the public code's "
+        "training recipe for that benchmark and model (options given still win)",
     )
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<method>)")
     p.add_argument(
@@ -88,6 +91,17 @@ def parse_args(
     p.add_argument("--iters", type=int, default=d.iters)
     p.add_argument("--batch", type=int, default=d.batch, help="clips per domain per iteration")
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
+                   help="adamw, or sgd with momentum 0.9 (the public CNN recipe)")  # fmt: skip
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--head-lr-mult", type=float, default=d.head_lr_mult,
+                   help="lr multiple of the decoder / head (public code: 10)")  # fmt: skip
+    p.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up iterations")
+    p.add_argument("--amp", choices=AMP, default=d.amp,
+                   help="mixed precision (fp16 with a gradient scaler)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=None,
+                   help="data-loading processes (default: 0 for the synthetic clips, "
+                   "else up to 4)")  # fmt: skip
     p.add_argument(
         "--rare-below",
         type=float,
@@ -133,6 +147,11 @@ def parse_args(
     )
     p.add_argument("--source-flow-root")
     p.add_argument("--target-flow-root")
+    p.add_argument("--eval-window", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="sliding-window evaluation: H x W windows, logits averaged where they "
+                   "overlap (mmseg slide_inference)")  # fmt: skip
+    p.add_argument("--eval-stride", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="stride of --eval-window (default: half the window)")  # fmt: skip
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
     p.add_argument("--log-every", type=int, default=d.log_every)
@@ -143,8 +162,9 @@ def parse_args(
         "--render-workers", type=int, default=2, help="processes rendering the synthetic clips"
     )
     p.add_argument("--no-progress", action="store_true")
-    if p.parse_known_args(argv)[0].preset == "official":
-        p.set_defaults(**MethodConfig.official_knobs())
+    preset = p.parse_known_args(argv)[0].preset
+    if preset != "default":
+        p.set_defaults(**MethodConfig.official_knobs(), **PRESETS[preset])
     a = p.parse_args(argv)
 
     shift: dict[str, float] = {}
@@ -174,10 +194,12 @@ def parse_args(
         val_clips=a.val_clips,
         seed=a.seed,
         shift=shift or None,
+        eval_window=None if a.eval_window is None else (a.eval_window[0], a.eval_window[1]),
+        eval_stride=None if a.eval_stride is None else (a.eval_stride[0], a.eval_stride[1]),
     )
     knobs: dict[str, Any] = {f.name: getattr(a, f.name) for f in fields(MethodConfig)
                              if "help" in f.metadata}  # fmt: skip
-    if a.preset == "official":
+    if a.preset != "default":
         knobs["rare_classes"] = PUBLIC_TAIL_CLASSES.get(a.source, ())
     try:
         method_config = MethodConfig(**knobs)
@@ -190,6 +212,12 @@ def parse_args(
         iters=a.iters,
         batch=a.batch,
         lr=a.lr,
+        weight_decay=a.weight_decay,
+        optimizer=a.optimizer,
+        head_lr_mult=a.head_lr_mult,
+        warmup=a.warmup,
+        amp=a.amp,
+        workers=a.workers,
         rare_below=a.rare_below,
         model=a.model,
         model_weights=a.model_weights,

@@ -26,6 +26,7 @@ def state(run: Any) -> dict[str, Any]:
         "method": run.method.state_dict(),
         "opt": run.opt.state_dict(),
         "sched": run.sched.state_dict(),
+        "scaler": None if run.scaler is None else run.scaler.state_dict(),
         "gen_ranks": uda_dist.gather_objects(run.method.generator.get_state().cpu()),
         "torch_rng": torch.get_rng_state(),
         "history": run.history,
@@ -66,6 +67,8 @@ def load(run: Any, path: Path) -> None:
     run.method.load_state_dict(st["method"])
     run.opt.load_state_dict(st["opt"])
     run.sched.load_state_dict(st["sched"])
+    if run.scaler is not None and st.get("scaler") is not None:
+        run.scaler.load_state_dict(st["scaler"])
     gens = st["gen_ranks"]
     try:
         if len(gens) != run.world:

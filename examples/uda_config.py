@@ -11,8 +11,28 @@ from typing import Any
 
 from torch import nn
 from uda_data import DataSpec
+from uda_optim import AMP, OPTIMIZERS
 
 from dastc.methods import METHODS, MethodConfig
+
+#: ``--preset``: ``official`` sets the public DA-STC code's method settings
+#: (``MethodConfig.official()``); the others add the public code's training recipe
+#: (``docs/guides/real-benchmarks.md``, the settings table) for one benchmark and
+#: model family. Each maps program options to their values; the method's knobs
+#: come from ``MethodConfig.official()``.
+_CNN = {"optimizer": "sgd", "weight_decay": 5e-4, "head_lr_mult": 10.0, "warmup": 0,
+        "model": "smp:deeplabv3plus:resnet101"}  # fmt: skip
+_VIT = {"optimizer": "adamw", "weight_decay": 0.01, "head_lr_mult": 10.0, "warmup": 1500,
+        "lr": 6e-5, "model": "smp:segformer:mit_b5"}  # fmt: skip
+_REAL = {"target": "cityscapes_seq", "iters": 40000, "batch": 1, "size": [512, 1024]}
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "official": {},
+    "viper-cnn": {**_REAL, **_CNN, "source": "viper", "lr": 1e-4},
+    "synthia-cnn": {**_REAL, **_CNN, "source": "synthia_seq", "lr": 2.5e-4},
+    "viper-vit": {**_REAL, **_VIT, "source": "viper"},
+    "synthia-vit": {**_REAL, **_VIT, "source": "synthia_seq"},
+}
 
 
 @dataclass
@@ -26,6 +46,11 @@ class Config:
     batch: int = 4
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # or "sgd" (momentum 0.9)
+    head_lr_mult: float = 1.0  # decoder / head at this multiple of lr
+    warmup: int = 0  # linear warm-up iterations
+    amp: str = "off"  # "bf16" or "fp16" (with a gradient scaler)
+    workers: int | None = None  # data-loading processes; None: 0 synthetic, else up to 4
     rare_below: float = 0.0
     model: str = "tiny"
     model_weights: str | None = None
@@ -41,8 +66,19 @@ class Config:
     render_workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.preset not in ("default", "official"):
-            raise ValueError(f"preset: expected 'default' or 'official', got {self.preset!r}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {list(PRESETS)}, got {self.preset!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.amp not in AMP:
+            raise ValueError(f"amp: expected one of {AMP}, got {self.amp!r}")
+        if not (self.head_lr_mult > 0 and self.warmup >= 0):
+            raise ValueError(
+                f"head_lr_mult, warmup: expected > 0 and >= 0, got {self.head_lr_mult}, "
+                f"{self.warmup}"
+            )
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers: expected None or >= 0, got {self.workers}")
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {list(METHODS)}, got {self.method!r}")
         if isinstance(self.data, dict):

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dastc.data import Shift, SyntheticDrivingClips
+from dastc.data import CITYSCAPES_CLASSES, Shift, SyntheticDrivingClips, palette_for
 
 Item = dict[str, Any]
 
@@ -37,6 +37,18 @@ class DataSpec:
     val_clips: int = 64
     seed: int = 0
     shift: dict[str, float] | None = None
+    # evaluation: sliding-window inference on the val clips (None: whole clips at once);
+    # the stride defaults to half the window (DAFormer's crop 1024, stride 512)
+    eval_window: tuple[int, int] | None = None
+    eval_stride: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("eval_window", "eval_stride"):  # lists when read back from JSON
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, (int(value[0]), int(value[1])))
+        if self.eval_stride is not None and self.eval_window is None:
+            raise ValueError("eval_stride: only with eval_window (sliding-window evaluation)")
 
 
 class CachedDataset(Dataset[Item]):
@@ -194,10 +206,8 @@ def _real_datasets(spec: DataSpec) -> Datasets:
                       names=spec.source_list)  # fmt: skip
         tgt_kw.update(clip_len=spec.clip_len, flow_root=spec.target_flow_root)
     src: Any = build_dataset(spec.source, spec.source_root, **src_kw)
-    tgt, val = (
-        build_dataset(spec.target, spec.target_root, split=split, **tgt_kw)
-        for split in ("train", "val")
-    )
+    tgt = build_dataset(spec.target, spec.target_root, split="train", **tgt_kw)
+    val = _val_at_label_resolution(spec, target_protocol)
     if src.class_names != tgt.class_names:
         raise SystemExit(f"source classes {src.class_names} != target {tgt.class_names}")
     names = list(tgt.class_names)
@@ -209,6 +219,23 @@ def _real_datasets(spec: DataSpec) -> Datasets:
         for name, left_out in EXTRA_MEANS.get(m, {}).items()
     }
     return Datasets(src, tgt, val, tgt.num_classes, names, excludes, extra)
+
+
+def _val_at_label_resolution(spec: DataSpec, protocol: str) -> Any:
+    """The target val set as the published evaluations score it: clips (and flows) at
+    ``spec.size``, labels at the resolution of their files (1024 x 2048 for Cityscapes);
+    ``uda_eval.evaluate`` upsamples the logits to them before the confusion matrix."""
+    from dastc.data import Cityscapes, CityscapesSeq
+
+    assert spec.target_root is not None
+    if spec.target == "cityscapes_seq":
+        return CityscapesSeq(
+            spec.target_root, "val", spec.clip_len, spec.target_flow_root, spec.size,
+            protocol, label_size="stored",
+        )  # fmt: skip
+    if spec.target == "cityscapes":
+        return Cityscapes(spec.target_root, "val", spec.size, protocol, label_size="stored")
+    raise SystemExit(f"--target {spec.target}: no val reader at the labels' resolution")
 
 
 def collate(items: Sequence[Item]) -> dict[str, Tensor]:
@@ -250,14 +277,6 @@ class EpochOrder:
         return chunk[self.rank :: self.world].tolist()
 
 
-def batches(ds: Dataset[Item], order: EpochOrder, start: int) -> Iterator[dict[str, Tensor]]:
-    """Infinite batches from iteration ``start`` on."""
-    i = start
-    while True:
-        yield collate([ds[j] for j in order.indices(i)])
-        i += 1
-
-
 def rare_classes(
     ds: Dataset[Item], num_classes: int, below: float, max_clips: int = 64
 ) -> list[int]:
@@ -275,9 +294,25 @@ def rare_classes(
     return [k for k in range(num_classes) if 0 < share[k] < below]
 
 
-def palette(num_classes: int) -> Tensor:
-    """uint8 ``(K + 1, 3)`` colours; the last row (black) is for ignored pixels."""
-    if num_classes == SyntheticDrivingClips.NUM_CLASSES:
+def palette(num_classes: int, class_names: Sequence[str] | None = None) -> Tensor:
+    """uint8 ``(K + 1, 3)`` colours; the last row (black) is for ignored pixels.
+
+    The real benchmarks' classes (Cityscapes class names other than the synthetic
+    clips' own list) get the Cityscapes benchmark colours
+    (:func:`dastc.data.palette_for`); the synthetic clips' 9 classes their own
+    palette; anything else fixed random colours.
+    """
+    names = list(class_names) if class_names is not None else None
+    if names is not None and len(names) != num_classes:
+        raise ValueError(f"class_names: expected {num_classes} names, got {len(names)}")
+    real = (
+        names is not None
+        and names != list(SyntheticDrivingClips.CLASSES)
+        and all(c in CITYSCAPES_CLASSES for c in names)
+    )
+    if real and names is not None:
+        pal = palette_for(names)
+    elif num_classes == SyntheticDrivingClips.NUM_CLASSES:
         pal = SyntheticDrivingClips.PALETTE
     else:
         g = torch.Generator().manual_seed(3)
@@ -285,10 +320,11 @@ def palette(num_classes: int) -> Tensor:
     return torch.cat([pal, torch.zeros(1, 3, dtype=torch.uint8)])
 
 
-def colorize(label: Tensor, num_classes: int) -> Tensor:
-    """long ``(..., H, W)`` -> uint8 ``(..., H, W, 3)``; ignored pixels black."""
+def colorize(label: Tensor, num_classes: int, class_names: Sequence[str] | None = None) -> Tensor:
+    """long ``(..., H, W)`` -> uint8 ``(..., H, W, 3)``; ignored pixels black
+    (colours: :func:`palette`)."""
     ok = (label >= 0) & (label < num_classes)
-    return palette(num_classes)[torch.where(ok, label, num_classes)]
+    return palette(num_classes, class_names)[torch.where(ok, label, num_classes)]
 
 
 def val_batches(

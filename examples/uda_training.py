@@ -27,8 +27,10 @@ import uda_checkpoint
 import uda_dist
 from torch import Tensor
 from uda_config import Config, build_model
-from uda_data import CachedDataset, EpochOrder, batches, build_datasets, rare_classes
+from uda_data import CachedDataset, EpochOrder, build_datasets, rare_classes
 from uda_eval import evaluate, predict_last_frames
+from uda_loader import default_workers, loader
+from uda_optim import autocast, build_optimizer, build_schedule, grad_scaler
 
 from dastc.methods import METHODS, Method
 
@@ -53,19 +55,11 @@ class Run:
             if isinstance(ds, CachedDataset) and cfg.render_workers > 0:
                 ds.fill(cfg.render_workers, desc=f"render {name} clips")
         self.student = build_model(cfg, self.K, init_weights).to(device)
-        decay, no_decay = [], []
-        for _n, p in self.student.named_parameters():
-            (no_decay if p.ndim <= 1 else decay).append(p)
-        self.opt = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": cfg.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=cfg.lr,
+        self.opt = build_optimizer(
+            self.student, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.head_lr_mult
         )
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda i: (1 - min(i, cfg.iters - 1) / cfg.iters) ** 0.9
-        )
+        self.sched = build_schedule(self.opt, cfg.iters, cfg.warmup)
+        self.scaler = grad_scaler(device, cfg.amp)
         rare = list(cfg.method_config.rare_classes)  # --preset official: the public tail
         if not rare and cfg.adapts:
             rare = rare_classes(self.src_ds, self.K, cfg.rare_below)
@@ -94,6 +88,7 @@ class Run:
         return evaluate(
             model, self.val_ds, self.K, self.method.flow_for, self.device, self.cfg.batch * 2,
             self.rank, self.world, max_batches, self.mean_excludes,
+            window=self.cfg.data.eval_window, stride=self.cfg.data.eval_stride,
         )  # fmt: skip
 
     def record(self, logs: dict[str, Tensor]) -> None:
@@ -171,16 +166,21 @@ def _train(
     )
     bar = _progress(cfg.iters, method.iteration, progress)
     t0 = time.time()
-    it_s = batches(run.src_ds, run.order_src, method.iteration)
-    it_t = batches(run.tgt_ds, run.order_tgt, method.iteration)
+    pin = device.type == "cuda"
+    it_s, it_t = (
+        loader(ds, order, method.iteration, default_workers(ds) if cfg.workers is None
+               else cfg.workers, pin)
+        for ds, order in ((run.src_ds, run.order_src), (run.tgt_ds, run.order_tgt))
+    )  # fmt: skip
     last_good = method.iteration
     with Interrupt() as intr:
         while method.iteration < cfg.iters:
             bs = {k: v.to(device, non_blocking=True) for k, v in next(it_s).items()}
             bt = {k: v.to(device, non_blocking=True) for k, v in next(it_t).items()}
-            loss, logs = method(bs, bt)
+            with autocast(device, cfg.amp):
+                loss, logs = method(bs, bt)
             run.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if run.scaler is None else run.scaler.scale(loss)).backward()
             # one flag vector: non-finite loss, signal; any process's flag counts for all
             flags = uda_dist.any_true(
                 torch.stack(
@@ -204,7 +204,11 @@ def _train(
                     f"{msg}; the last good checkpoint (iteration {last_good}) is {ckpt}. "
                     "Lower --lr, or pass --on-nan skip to skip such steps."
                 )
-            run.opt.step()
+            if run.scaler is None:
+                run.opt.step()
+            else:  # fp16: skips the step when the scaled gradients overflowed
+                run.scaler.step(run.opt)
+                run.scaler.update()
             run.sched.step()
             method.after_step()
             it = method.iteration
@@ -230,11 +234,15 @@ def _train(
                 log.close()
                 if bar is not None:
                     bar.close()
+                it_s.close()
+                it_t.close()
                 if hit is not None:
                     raise SystemExit(128 + int(hit))
                 return {"stopped_at": it}
     if bar is not None:
         bar.close()
+    it_s.close()
+    it_t.close()
     uda_checkpoint.save(run, ckpt)
     seconds = time.time() - t0
     iou_s, miou_s = run.evaluate()
@@ -293,7 +301,10 @@ def _pictures(run: Run, out: Path, iou_s: Tensor, iou_t: Tensor) -> None:
         print(f"pictures skipped ({e}); pip install 'dastc[examples]'")
         return
     models = {"student": run.student, "teacher": run.method.teacher.model}
-    batch, preds = predict_last_frames(models, run.val_ds, run.method.flow_for, run.device)
+    batch, preds = predict_last_frames(
+        models, run.val_ds, run.method.flow_for, run.device, num_classes=run.K,
+        window=run.cfg.data.eval_window, stride=run.cfg.data.eval_stride,
+    )  # fmt: skip
     save_all_pictures(
         out, method=run.cfg.method, class_names=run.class_names, last_mix=run.method.last_mix,
         val_batch=batch, predictions=preds, iou_s=iou_s, iou_t=iou_t,
