@@ -124,6 +124,16 @@ def parse_args(
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--size", type=int, nargs=2, default=list(d.data.size), metavar=("H", "W"))
     p.add_argument("--clip-len", type=int, default=clip_len)
+    p.add_argument("--source-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="source frames read at this size (default --size)")  # fmt: skip
+    p.add_argument("--crop", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="random crop of the source clips, drawn per clip")  # fmt: skip
+    p.add_argument("--crop-scale", type=float, nargs=2, default=[1.0, 1.0],
+                   metavar=("MIN", "MAX"), help="random rescale before the crop")  # fmt: skip
+    p.add_argument("--flip", type=float, default=0.0,
+                   help="probability of a horizontal flip of a cropped clip")  # fmt: skip
+    p.add_argument("--crop-target", action="store_true",
+                   help="crop (rescale, flip) the target clips too")  # fmt: skip
     p.add_argument("--train-clips", type=int, default=d.data.train_clips)
     p.add_argument("--val-clips", type=int, default=d.data.val_clips)
     p.add_argument(
@@ -180,23 +190,31 @@ def parse_args(
     unknown = set(shift) - known
     if unknown:
         p.error(f"--shift: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
-    data = DataSpec(
-        source=a.source,
-        target=a.target,
-        source_root=a.source_root,
-        target_root=a.target_root,
-        source_flow_root=a.source_flow_root,
-        source_list=a.source_list,
-        target_flow_root=a.target_flow_root,
-        size=(a.size[0], a.size[1]),
-        clip_len=a.clip_len,
-        train_clips=a.train_clips,
-        val_clips=a.val_clips,
-        seed=a.seed,
-        shift=shift or None,
-        eval_window=None if a.eval_window is None else (a.eval_window[0], a.eval_window[1]),
-        eval_stride=None if a.eval_stride is None else (a.eval_stride[0], a.eval_stride[1]),
-    )
+    try:
+        data = DataSpec(
+            source=a.source,
+            target=a.target,
+            source_root=a.source_root,
+            target_root=a.target_root,
+            source_flow_root=a.source_flow_root,
+            source_list=a.source_list,
+            target_flow_root=a.target_flow_root,
+            size=(a.size[0], a.size[1]),
+            clip_len=a.clip_len,
+            train_clips=a.train_clips,
+            val_clips=a.val_clips,
+            seed=a.seed,
+            shift=shift or None,
+            source_size=None if a.source_size is None else (a.source_size[0], a.source_size[1]),
+            crop=None if a.crop is None else (a.crop[0], a.crop[1]),
+            crop_scale=(a.crop_scale[0], a.crop_scale[1]),
+            flip=a.flip,
+            crop_target=a.crop_target,
+            eval_window=None if a.eval_window is None else (a.eval_window[0], a.eval_window[1]),
+            eval_stride=None if a.eval_stride is None else (a.eval_stride[0], a.eval_stride[1]),
+        )
+    except ValueError as e:
+        p.error(str(e))
     knobs: dict[str, Any] = {f.name: getattr(a, f.name) for f in fields(MethodConfig)
                              if "help" in f.metadata}  # fmt: skip
     if a.preset != "default":

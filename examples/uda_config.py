@@ -24,14 +24,21 @@ _CNN = {"optimizer": "sgd", "weight_decay": 5e-4, "head_lr_mult": 10.0, "warmup"
         "model": "smp:deeplabv3plus:resnet101"}  # fmt: skip
 _VIT = {"optimizer": "adamw", "weight_decay": 0.01, "head_lr_mult": 10.0, "warmup": 1500,
         "lr": 6e-5, "model": "smp:segformer:mit_b5"}  # fmt: skip
-_REAL = {"target": "cityscapes_seq", "iters": 40000, "batch": 1, "size": [512, 1024]}
+_REAL = {"target": "cityscapes_seq", "iters": 40000, "batch": 1, "size": [512, 1024],
+         "crop": [512, 1024]}  # fmt: skip
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "official": {},
-    "viper-cnn": {**_REAL, **_CNN, "source": "viper", "lr": 1e-4},
-    "synthia-cnn": {**_REAL, **_CNN, "source": "synthia_seq", "lr": 2.5e-4},
-    "viper-vit": {**_REAL, **_VIT, "source": "viper"},
-    "synthia-vit": {**_REAL, **_VIT, "source": "synthia_seq"},
+    "viper-cnn": {**_REAL, **_CNN, "source": "viper", "source_size": [720, 1280], "lr": 1e-4},
+    "synthia-cnn": {
+        **_REAL,
+        **_CNN,
+        "source": "synthia_seq",
+        "source_size": [640, 1280],
+        "lr": 2.5e-4,
+    },
+    "viper-vit": {**_REAL, **_VIT, "source": "viper", "source_size": [720, 1280]},
+    "synthia-vit": {**_REAL, **_VIT, "source": "synthia_seq", "source_size": [640, 1280]},
 }
 
 

@@ -41,14 +41,34 @@ class DataSpec:
     # the stride defaults to half the window (DAFormer's crop 1024, stride 512)
     eval_window: tuple[int, int] | None = None
     eval_stride: tuple[int, int] | None = None
+    # training clips: the source read at source_size (None: size), then a random rescale
+    # in crop_scale, a crop of crop and a flip with probability flip, drawn per clip;
+    # the target too with crop_target (it is read at size)
+    source_size: tuple[int, int] | None = None
+    crop: tuple[int, int] | None = None
+    crop_scale: tuple[float, float] = (1.0, 1.0)
+    flip: float = 0.0
+    crop_target: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("eval_window", "eval_stride"):  # lists when read back from JSON
+        self.crop_scale = (float(self.crop_scale[0]), float(self.crop_scale[1]))
+        self.size = (int(self.size[0]), int(self.size[1]))
+        for name in ("eval_window", "eval_stride", "source_size", "crop"):  # JSON lists
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, (int(value[0]), int(value[1])))
         if self.eval_stride is not None and self.eval_window is None:
             raise ValueError("eval_stride: only with eval_window (sliding-window evaluation)")
+        if self.crop is None and self.source_size not in (None, self.size):
+            raise ValueError(
+                f"source_size: {self.source_size} differs from size {self.size}; give a crop "
+                "so that source and target clips have the same size"
+            )
+        if self.crop is not None and not self.crop_target and self.crop != self.size:
+            raise ValueError(
+                f"crop: {self.crop} must equal size {self.size} (the target clips' size) "
+                "unless the target is cropped too (crop_target)"
+            )
 
 
 class CachedDataset(Dataset[Item]):
@@ -146,7 +166,9 @@ def build_datasets(spec: DataSpec) -> Datasets:
     if spec.source == "synthetic" and spec.target == "synthetic":
         kw: dict[str, Any] = dict(clip_len=spec.clip_len, size=spec.size, seed=spec.seed)
         shift = _shift(spec)
-        src = SyntheticDrivingClips("source", "train", spec.train_clips, **kw)
+        src = SyntheticDrivingClips(
+            "source", "train", spec.train_clips, **{**kw, "size": spec.source_size or spec.size}
+        )
         tgt = SyntheticDrivingClips("target", "train", spec.train_clips, shift=shift, **kw)
         val = SyntheticDrivingClips("target", "val", spec.val_clips, shift=shift, **kw)
         names = list(SyntheticDrivingClips.CLASSES)
@@ -199,7 +221,7 @@ def _real_datasets(spec: DataSpec) -> Datasets:
         if bad:
             raise SystemExit(f"{', '.join(bad)}: not for the image benchmarks (clips of 1 frame)")
     target_protocol, source_protocol = _PROTOCOLS[spec.source]
-    src_kw: dict[str, Any] = dict(size=spec.size, protocol=source_protocol)
+    src_kw: dict[str, Any] = dict(size=spec.source_size or spec.size, protocol=source_protocol)
     tgt_kw: dict[str, Any] = dict(size=spec.size, protocol=target_protocol)
     if video:
         src_kw.update(clip_len=spec.clip_len, flow_root=spec.source_flow_root,

@@ -26,6 +26,7 @@ import torch.distributed as dist
 import uda_checkpoint
 import uda_dist
 from torch import Tensor
+from uda_augment import augment_batch
 from uda_config import Config, build_model
 from uda_data import CachedDataset, EpochOrder, build_datasets, rare_classes
 from uda_eval import evaluate, predict_last_frames
@@ -177,6 +178,11 @@ def _train(
         while method.iteration < cfg.iters:
             bs = {k: v.to(device, non_blocking=True) for k, v in next(it_s).items()}
             bt = {k: v.to(device, non_blocking=True) for k, v in next(it_t).items()}
+            if cfg.data.crop is not None:  # one draw per clip, a function of the iteration
+                d, it0 = cfg.data, method.iteration
+                bs = augment_batch(bs, d.crop, d.crop_scale, d.flip, cfg.seed, it0, 0)
+                if d.crop_target:
+                    bt = augment_batch(bt, d.crop, d.crop_scale, d.flip, cfg.seed, it0, 1)
             with autocast(device, cfg.amp):
                 loss, logs = method(bs, bt)
             run.opt.zero_grad(set_to_none=True)

@@ -36,7 +36,8 @@ def _assert_same(a, b) -> None:
 
 
 RECIPE = ["--optimizer", "sgd", "--lr", "0.01", "--head-lr-mult", "10", "--warmup", "2",
-          "--amp", "bf16"]  # fmt: skip
+          "--amp", "bf16", "--source-size", "48", "96", "--crop", "32", "64",
+          "--crop-scale", "0.5", "1.5", "--flip", "0.5"]  # fmt: skip
 
 
 def test_workers_read_the_same_batches(tmp_path) -> None:
@@ -47,7 +48,7 @@ def test_workers_read_the_same_batches(tmp_path) -> None:
 
 
 def test_resume_with_the_recipe_is_bitwise(tmp_path) -> None:
-    """Workers, SGD, head lr, warm-up and bf16 autocast: resumed == uninterrupted."""
+    """Workers, SGD, head lr, warm-up, bf16 autocast, random crops: resumed == uninterrupted."""
     train(_cfg(*RECIPE, "--workers", "2", iters=4), tmp_path / "full", progress=False)
     part = _cfg(*RECIPE, "--workers", "2", iters=4)
     assert train(part, tmp_path / "part", progress=False, stop_after=2) == {"stopped_at": 2}
@@ -114,6 +115,7 @@ def test_presets_set_defaults_that_options_override() -> None:
     assert cfg.model == "smp:deeplabv3plus:resnet101" and cfg.iters == 40000
     assert cfg.data.source == "viper" and cfg.data.target == "cityscapes_seq"
     assert cfg.data.size == (512, 1024) and cfg.batch == 1
+    assert cfg.data.source_size == (720, 1280) and cfg.data.crop == (512, 1024)
     m = cfg.method_config
     for name, value in MethodConfig.official_knobs().items():
         assert getattr(m, name) == value, name
@@ -124,3 +126,38 @@ def test_presets_set_defaults_that_options_override() -> None:
     assert cfg.method_config.rare_classes == PUBLIC_TAIL_CLASSES["synthia_seq"]
     cfg, _, _, _ = parse_args([])
     assert (cfg.preset, cfg.optimizer, cfg.amp, cfg.workers) == ("default", "adamw", "off", None)
+
+
+def test_crops_reach_the_step_and_are_checked(tmp_path) -> None:
+    """The source clips are read at --source-size and cropped to --size, one draw per clip
+    and iteration; a crop the target does not match is refused."""
+    import uda_augment
+
+    seen = []
+    real = uda_augment.augment_batch
+
+    def spy(batch, *args, **kw):
+        out = real(batch, *args, **kw)
+        seen.append((tuple(batch["clip"].shape), tuple(out["clip"].shape), out["label"].dtype))
+        return out
+
+    import uda_training
+
+    uda_training.augment_batch = spy
+    try:
+        train(_cfg("--source-size", "48", "96", "--crop", "32", "64", "--flip", "1", iters=2),
+              tmp_path / "c", progress=False)  # fmt: skip
+    finally:
+        uda_training.augment_batch = real
+    assert seen == [((2, 2, 3, 48, 96), (2, 2, 3, 32, 64), torch.long)] * 2
+    with pytest.raises(SystemExit):
+        parse_args([*SMALL, "--crop", "16", "32"])  # the target stays 32 x 64
+    with pytest.raises(SystemExit):
+        parse_args([*SMALL, "--source-size", "48", "96"])  # no crop: sizes differ
+    x = {"clip": torch.rand(2, 2, 3, 48, 96), "label": torch.randint(0, 9, (2, 2, 48, 96))}
+
+    def draw(it: int, domain: int = 0) -> torch.Tensor:
+        return uda_augment.augment_batch(x, (32, 64), (0.5, 1.5), 0.5, 0, it, domain)["clip"]
+
+    assert torch.equal(draw(7), draw(7))  # a function of (seed, iteration, domain)
+    assert not torch.equal(draw(7), draw(8)) and not torch.equal(draw(7), draw(7, 1))
