@@ -284,6 +284,7 @@ class _Scene:
     groups: tuple[tuple[int, int, int], ...]  # (kind, start, stop) of each object group
     brightness: float
     noise_table: Tensor  # (2, 1, n + 1, n + 1) wrapped value-noise tables
+    times: Tensor | None = None  # (T,) float time of each frame (None: 0 .. T - 1)
 
 
 def _wrap_table(t: Tensor) -> Tensor:
@@ -292,8 +293,15 @@ def _wrap_table(t: Tensor) -> Tensor:
     return torch.cat([t, t[..., :1]], dim=-1)
 
 
-def sample_scene(g: torch.Generator, clip_len: int, size: tuple[int, int], layout: float) -> _Scene:
-    """Draw one street scene and camera path from ``g`` (``layout`` moves its geometry)."""
+def sample_scene(
+    g: torch.Generator, clip_len: int, size: tuple[int, int], layout: float, start: int = 0
+) -> _Scene:
+    """Draw one street scene and camera path from ``g`` (``layout`` moves its geometry).
+
+    The clip's frames are the times ``start .. start + clip_len - 1`` (frame units; the
+    scene is drawn for time 0, so ``start`` changes the camera path's frames, not the
+    scene: time ``t`` looks the same for every ``start`` and ``clip_len`` that include it).
+    """
     rnd = _Rand(g)
     h, w = size
     lay = layout
@@ -306,7 +314,7 @@ def sample_scene(g: torch.Generator, clip_len: int, size: tuple[int, int], layou
     x_right = road_half + sidewalk + rnd.u(0.0, 2.5)
     obj_scale = 1 + 0.2 * lay
 
-    t = torch.arange(clip_len, dtype=torch.float32)
+    t = torch.arange(start, start + clip_len, dtype=torch.float32)
     speed = rnd.u(0.5, 1.6)
     cam_x = rnd.u(-0.1, 0.6) * road_half + rnd.u(-0.15, 0.15) * t
     cam_z = speed * t
@@ -478,6 +486,7 @@ def sample_scene(g: torch.Generator, clip_len: int, size: tuple[int, int], layou
         groups=groups,
         brightness=rnd.u(0.85, 1.12),
         noise_table=_wrap_table(torch.randn((2, 1, _NOISE_TABLE, _NOISE_TABLE), generator=g)),
+        times=t,
     )
 
 
@@ -572,14 +581,26 @@ def _gaussian_blur(img: Tensor, sigma: float) -> Tensor:
 
 
 def render(
-    scene: _Scene, size: tuple[int, int], shift: SceneShift, g: torch.Generator
+    scene: _Scene,
+    size: tuple[int, int],
+    shift: SceneShift,
+    g: torch.Generator,
+    frames: list[int] | None = None,
 ) -> dict[str, Tensor]:
-    """Render every frame of ``scene``: images, labels, flows to the last / previous frame."""
+    """Render every frame of ``scene``: images, labels, flows to the last / previous frame.
+
+    ``frames`` (increasing indices into the scene's clip) renders only those frames, each
+    exactly as the whole clip renders it; the flows then go to the last / previous of them.
+    """
     h, w = size
     f = scene.focal
     yh = scene.horizon
     ch = scene.cam_h
     cam_x, cam_z, cam_cx = scene.cam_x, scene.cam_z, scene.cam_cx
+    times = scene.times if scene.times is not None else torch.arange(cam_x.shape[0]).float()
+    if frames is not None:
+        pick = torch.as_tensor(frames, dtype=torch.long)
+        cam_x, cam_z, cam_cx, times = cam_x[pick], cam_z[pick], cam_cx[pick], times[pick]
     nt = cam_x.shape[0]
     inf = torch.tensor(float("inf"))
 
@@ -623,7 +644,7 @@ def render(
 
     # --- objects: camera-facing sprites, one kind group at a time.
     ob = scene.objects
-    tt = torch.arange(nt, dtype=torch.float32)[:, None]  # (T, 1)
+    tt = times[:, None]  # (T, 1)
     d_obj = ob.z[None] + ob.vz[None] * tt - cam_z[:, None]  # (T, N)
     xl = ob.x_left[None] + ob.vx[None] * tt  # (T, N)
     dd = d_obj[..., None, None]  # (T, N, 1, 1)
@@ -693,11 +714,10 @@ def render(
     vz = torch.where(is_obj, o_vz, 0.0)
     gx = xs.expand(nt, h, w)
     gy = ys[:, None].expand(nt, h, w)
-    frames = torch.arange(nt, dtype=torch.float32)
 
     def project(s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Pixel position in frame ``s[t]`` of each frame ``t``'s visible point."""
-        dt = (s.float() - frames)[:, None, None]
+        dt = (times[s] - times)[:, None, None]
         ds = Z + vz * dt - cam_z[s][:, None, None]
         ok = ds > 0.05
         dsafe = torch.where(ok, ds, torch.ones_like(ds))
@@ -763,7 +783,7 @@ def render(
     window = (fa > 0.25) & (fa < 0.72) & (fb > 0.35) & (fb < 0.8) & (Y > 1.0)
     mat = torch.where(build & ~is_obj & window, _M_GLASS, mat)
     # Objects: per-object colours and parts, in sprite coordinates (lu, lv).
-    frame = torch.arange(nt, dtype=torch.float32)[:, None, None]
+    frame = times[:, None, None]
     lu = ((X - o_xl - o_vx * frame) / o_w).clamp(0, 1)
     lv = ((o_top - Y) / o_h).clamp(0, 1)
     du = (lu - 0.5).abs()
