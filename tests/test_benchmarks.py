@@ -164,3 +164,24 @@ def test_train_step_times_the_method(tmp_path: Path) -> None:
     out = _render({"meta": {}, "records": [rec]}, tmp_path)
     assert "Training step (example DASTC step" in out
     assert "dastc ops timed inside the full step" in out
+
+
+def test_train_throughput_runs_on_a_small_standin(tmp_path: Path) -> None:
+    """``benchmarks/train_throughput.py`` on a small stand-in: one row per configuration."""
+    pytest.importorskip("PIL")
+    from dastc.data.standin import write_standin
+
+    write_standin(tmp_path / "s", sequences=1, frames_per_sequence=30, snippets=2,
+                  source_size=(72, 128), target_size=(64, 128), progress=False)  # fmt: skip
+    out = tmp_path / "tp.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "train_throughput.py"), "--data", str(tmp_path / "s"),
+         "--size", "32", "64", "--iters", "2", "--warmup", "1", "--step-cost", "0",
+         "--methods", "dastc", "--workers", "0", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["method"], r["workers"]) for r in rows] == [("dastc", 0), ("dastc", 1)]
+    for r in rows:
+        assert r["it_per_s"] > 0 and 0 <= r["wait_share"] <= 1 and r["peak_mib"] > 0
