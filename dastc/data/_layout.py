@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -226,6 +226,21 @@ def _video_clips(
     if not clips.samples:
         raise _no_samples(where, layout_hint, clips.skipped)
     return clips, flow_p
+
+
+def _image_samples(
+    pairs: Iterable[tuple[str, Path, Path]], listing: _Listing, where: Path, layout_hint: str
+) -> list[_Sample]:
+    """One-frame samples of the image readers from ``(name, image, label)`` candidates:
+    a missing label is an error naming the file; no sample at all is :func:`_no_samples`."""
+    samples = []
+    for name, image, label in pairs:
+        if not listing.exists(label):
+            raise FileNotFoundError(f"{label}: no such file (expected the label of {image})")
+        samples.append(_Sample(name, (_Frame(image, label),), ()))
+    if not samples:
+        raise _no_samples(where, layout_hint, ())
+    return samples
 
 
 def _no_samples(where: Path, layout_hint: str, skipped: Sequence[str]) -> FileNotFoundError:

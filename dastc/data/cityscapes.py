@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dastc.data._files import PathLike
-from dastc.data._frames import LabelSize, _check_label_size, _Frame, _LabelledFrames, _Sample
+from dastc.data._frames import LabelSize, _check_label_size, _LabelledFrames
 from dastc.data._layout import (
     _check_choice,
     _check_size,
+    _image_samples,
     _Listing,
-    _no_samples,
     _require_dir,
     _VideoFrames,
     _VideoLayout,
@@ -218,19 +218,16 @@ class Cityscapes(_LabelledFrames):
         _require_dir(img_dir, "Cityscapes images <city>/<city>_<seq>_<frame6>_leftImg8bit.png")
         _require_dir(gt_dir, "Cityscapes labels <city>/<city>_<seq>_<frame6>_gtFine_labelIds.png")
         listing = _Listing()
-        samples = []
-        for city in sorted(p for p in img_dir.iterdir() if p.is_dir()):
-            for f in sorted(listing.names(city)):
-                if not f.endswith("_leftImg8bit.png"):
-                    continue
-                label = gt_dir / city.name / (f[: -len("_leftImg8bit.png")] + _LABEL_SUFFIX)
-                if not listing.exists(label):
-                    raise FileNotFoundError(
-                        f"{label}: no such file (expected the label of {city / f})"
-                    )
-                samples.append(_Sample(f"{city.name}/{f}", (_Frame(city / f, label),), ()))
-        if not samples:
-            raise _no_samples(img_dir, "<city>/*_leftImg8bit.png", ())
+        samples = _image_samples(
+            (
+                (f"{city.name}/{f}", city / f,
+                 gt_dir / city.name / (f[: -len("_leftImg8bit.png")] + _LABEL_SUFFIX))
+                for city in sorted(p for p in img_dir.iterdir() if p.is_dir())
+                for f in sorted(listing.names(city))
+                if f.endswith("_leftImg8bit.png")
+            ),
+            listing, img_dir, "<city>/*_leftImg8bit.png",
+        )  # fmt: skip
         super().__init__(
             samples, train_id_map, size=size_, has_flow=False, dataset="Cityscapes",
             label_size=label_size_,

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dastc.data._files import PathLike
-from dastc.data._frames import LabelSize, _check_label_size, _Frame, _LabelledFrames, _Sample
-from dastc.data._layout import _check_size, _Listing, _no_samples, _require_dir
+from dastc.data._frames import LabelSize, _check_label_size, _LabelledFrames
+from dastc.data._layout import _check_size, _image_samples, _Listing, _require_dir
 from dastc.data.labelmaps import GTA5_MAP
 
 __all__ = ["GTA5"]
@@ -76,18 +76,14 @@ class GTA5(_LabelledFrames):
         _require_dir(img_dir, "GTA5 images images/<id5>.png")
         _require_dir(lab_dir, "GTA5 labels labels/<id5>.png")
         listing = _Listing()
-        samples = []
-        for f in sorted(listing.names(img_dir)):
-            if not f.lower().endswith(_IMAGE_SUFFIXES):
-                continue
-            label = lab_dir / (Path(f).stem + ".png")
-            if not listing.exists(label):
-                raise FileNotFoundError(
-                    f"{label}: no such file (expected the label of {img_dir / f})"
-                )
-            samples.append(_Sample(f, (_Frame(img_dir / f, label),), ()))
-        if not samples:
-            raise _no_samples(img_dir, "<id5>.png", ())
+        samples = _image_samples(
+            (
+                (f, img_dir / f, lab_dir / (Path(f).stem + ".png"))
+                for f in sorted(listing.names(img_dir))
+                if f.lower().endswith(_IMAGE_SUFFIXES)
+            ),
+            listing, img_dir, "<id5>.png",
+        )  # fmt: skip
         super().__init__(
             samples, GTA5_MAP, size=size_, has_flow=False, dataset="GTA5", label_size=label_size_
         )

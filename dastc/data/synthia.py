@@ -17,8 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from dastc.data._files import PathLike
-from dastc.data._frames import LabelSize, _check_label_size, _Frame, _LabelledFrames, _Sample
-from dastc.data._layout import _check_choice, _check_size, _Listing, _no_samples, _require_dir
+from dastc.data._frames import LabelSize, _check_label_size, _LabelledFrames
+from dastc.data._layout import (
+    _check_choice,
+    _check_size,
+    _image_samples,
+    _Listing,
+    _require_dir,
+)
 from dastc.data.labelmaps import SYNTHIA_16_MAP, SYNTHIA_MAP
 
 __all__ = ["Synthia"]
@@ -86,18 +92,14 @@ class Synthia(_LabelledFrames):
         _require_dir(img_dir, "SYNTHIA images RGB/<id7>.png")
         _require_dir(lab_dir, "SYNTHIA labels GT/LABELS/<id7>.png (16-bit PNG)")
         listing = _Listing()
-        samples = []
-        for f in sorted(listing.names(img_dir)):
-            if not f.lower().endswith(".png"):
-                continue
-            label = lab_dir / f
-            if not listing.exists(label):
-                raise FileNotFoundError(
-                    f"{label}: no such file (expected the label of {img_dir / f})"
-                )
-            samples.append(_Sample(f, (_Frame(img_dir / f, label),), ()))
-        if not samples:
-            raise _no_samples(img_dir, "<id7>.png", ())
+        samples = _image_samples(
+            (
+                (f, img_dir / f, lab_dir / f)
+                for f in sorted(listing.names(img_dir))
+                if f.lower().endswith(".png")
+            ),
+            listing, img_dir, "<id7>.png",
+        )  # fmt: skip
         super().__init__(
             samples,
             train_id_map,
