@@ -75,11 +75,9 @@ def lr_factor(i: int, iters: int, warmup: int, power: float = 0.9) -> float:
 def build_schedule(
     opt: torch.optim.Optimizer, iters: int, warmup: int = 0
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """The per-iteration schedule of every group (:func:`lr_factor`)."""
-    if warmup:
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, iters, warmup))
-    # the expression the example has always used, so default runs stay bitwise
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: (1 - min(i, iters - 1) / iters) ** 0.9)
+    """The per-iteration schedule of every group (:func:`lr_factor`; without warm-up the
+    poly decay the example has always used, the same expression)."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, iters, warmup))
 
 
 def autocast(device: torch.device, amp: str) -> AbstractContextManager[Any]:
