@@ -141,7 +141,12 @@ def train(
     """
     rank, _, dev, initialised = uda_dist.setup(str(device or cfg.device))
     try:
-        return _train(cfg, out, resume, progress and rank == 0, stop_after, dev)
+        result = _train(cfg, out, resume, progress and rank == 0, stop_after, dev)
+        if initialised:
+            # every process leaves together: a process that tears its gloo pairs down
+            # while another still writes its files can abort (std::terminate) at exit
+            dist.barrier()
+        return result
     finally:
         if initialised:
             dist.destroy_process_group()
