@@ -25,7 +25,14 @@ from torch import Tensor
 
 from dastc._validate import check_dims, check_float, check_rank, check_same_device, describe
 
-__all__ = ["compose_flow", "flow_from_last", "flow_validity", "occlusion_mask", "warp"]
+__all__ = [
+    "compose_flow",
+    "estimate_flow",
+    "flow_from_last",
+    "flow_validity",
+    "occlusion_mask",
+    "warp",
+]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -365,3 +372,6 @@ def flow_from_last(flow_prev: Tensor) -> Tensor:
         nxt = flow_prev[..., k + 1, :, :, :]
         out.append(nxt if k == t - 2 else compose_flow(out[-1], nxt))
     return torch.stack(out[::-1], dim=-4)
+
+
+from dastc.flow_estimation import estimate_flow  # noqa: E402  (re-export; no cycle)

@@ -155,6 +155,9 @@ def parse_args(
         help="public split list of the source's labelled frames (DA-VSN/TPS train.txt); "
         "the public VIPER flows and labels cover only those",
     )
+    p.add_argument("--flow", choices=("exact", "dis"), default="exact",
+                   help="synthetic data: the renderer's exact flow, or flow estimated "
+                   "from the frames with OpenCV's DIS (the flow extra)")  # fmt: skip
     p.add_argument("--source-flow-root")
     p.add_argument("--target-flow-root")
     p.add_argument("--eval-window", type=int, nargs=2, default=None, metavar=("H", "W"),
@@ -205,6 +208,7 @@ def parse_args(
             val_clips=a.val_clips,
             seed=a.seed,
             shift=shift or None,
+            flow=a.flow,
             source_size=None if a.source_size is None else (a.source_size[0], a.source_size[1]),
             crop=None if a.crop is None else (a.crop[0], a.crop[1]),
             crop_scale=(a.crop_scale[0], a.crop_scale[1]),

@@ -37,6 +37,9 @@ class DataSpec:
     val_clips: int = 64
     seed: int = 0
     shift: dict[str, float] | None = None
+    # the synthetic clips' flow: "exact" (the renderer's) or estimated from the frames
+    # ("dis": OpenCV's DIS, as a user without ground-truth flow would have it)
+    flow: str = "exact"
     # evaluation: sliding-window inference on the val clips (None: whole clips at once);
     # the stride defaults to half the window (DAFormer's crop 1024, stride 512)
     eval_window: tuple[int, int] | None = None
@@ -57,6 +60,8 @@ class DataSpec:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, (int(value[0]), int(value[1])))
+        if self.flow not in ("exact", "dis"):
+            raise ValueError(f"flow: expected 'exact' or 'dis', got {self.flow!r}")
         if self.eval_stride is not None and self.eval_window is None:
             raise ValueError("eval_stride: only with eval_window (sliding-window evaluation)")
         if self.crop is None and self.source_size not in (None, self.size):
@@ -69,6 +74,29 @@ class DataSpec:
                 f"crop: {self.crop} must equal size {self.size} (the target clips' size) "
                 "unless the target is cropped too (crop_target)"
             )
+
+
+class EstimatedFlow(Dataset[Item]):
+    """The items of ``base`` with ``flow_prev`` estimated from the frames
+    (``dastc.flow_estimation.estimate_flow``) instead of the renderer's exact flow; the
+    other exact quantities (``flow`` to the last frame, ``valid``) are dropped."""
+
+    def __init__(self, base: Dataset[Item], method: str) -> None:
+        self.base, self.method = base, method
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> Item:
+        from dastc.flow_estimation import estimate_flow
+
+        item = {k: v for k, v in self.base[i].items() if k not in ("flow", "valid")}
+        clip = item["clip"]
+        flow = torch.zeros(clip.shape[0], 2, *clip.shape[-2:])
+        if clip.shape[0] > 1:
+            flow[1:] = estimate_flow(clip[1:], clip[:-1], self.method)
+        item["flow_prev"] = flow
+        return item
 
 
 class CachedDataset(Dataset[Item]):
@@ -172,6 +200,8 @@ def build_datasets(spec: DataSpec) -> Datasets:
         tgt = SyntheticDrivingClips("target", "train", spec.train_clips, shift=shift, **kw)
         val = SyntheticDrivingClips("target", "val", spec.val_clips, shift=shift, **kw)
         names = list(SyntheticDrivingClips.CLASSES)
+        if spec.flow != "exact":
+            src, tgt, val = (EstimatedFlow(d, spec.flow) for d in (src, tgt, val))  # type: ignore[assignment]
         cached = CachedDataset(src), CachedDataset(tgt), CachedDataset(val)
         return Datasets(*cached, len(names), names, [])
     return _real_datasets(spec)
@@ -191,6 +221,12 @@ _PROTOCOLS = {
 
 def _real_datasets(spec: DataSpec) -> Datasets:
     from dastc.data import EXTRA_MEANS, MEAN_EXCLUDES
+
+    if spec.flow != "exact":
+        raise SystemExit(
+            f"--flow {spec.flow}: for the synthetic data; for real data write flow files "
+            "with python -m dastc.data.flow and pass --source-flow-root/--target-flow-root"
+        )
     from dastc.data.check import (
         IMAGE_SOURCES,
         IMAGE_TARGETS,
