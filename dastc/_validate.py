@@ -77,6 +77,18 @@ def value_checks_enabled() -> bool:
     return _VALUE_CHECKS
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype dastc computes in for a floating ``dtype``: float32 for float16 and
+    bfloat16 (results go back to the input's dtype where an op says so), the dtype
+    itself for float32 and float64."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def upcast(x: Tensor) -> Tensor:
+    """``x`` in :func:`compute_dtype` (no copy for float32 / float64)."""
+    return x.to(compute_dtype(x.dtype))
+
+
 def describe(x: object) -> str:
     """Short description of ``x`` for error messages: ``(2, 3, 64) float32 on cpu``."""
     if isinstance(x, Tensor):

@@ -34,8 +34,6 @@ __all__ = [
     "warp",
 ]
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _compute_dtype(*tensors: Tensor) -> torch.dtype:
     """float64 if any input is float64, else float32 (half/bf16/int are computed in float32)."""

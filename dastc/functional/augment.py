@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dastc._rank import as_clip, as_input_rank
-from dastc._validate import check_float, check_probability, describe
+from dastc._validate import check_float, check_probability, compute_dtype, describe
 
 __all__ = ["hue_rotation", "strong_augment"]
 
@@ -118,7 +118,7 @@ def _strong_augment(
     clip_in: Tensor, g: torch.Generator | None, p_jitter: float, hue: float, p_blur: float
 ) -> Tensor:
     # half precision is computed in float32 and returned in its own dtype
-    dt = torch.float32 if clip_in.dtype in (torch.float16, torch.bfloat16) else clip_in.dtype
+    dt = compute_dtype(clip_in.dtype)
     clip = clip_in.to(dt)
     B, T, C, H, W = clip.shape
     dev = clip.device

@@ -24,8 +24,6 @@ from dastc import _validate as V
 
 __all__ = ["ClipTransform", "apply_clip_transform", "draw_clip_transform"]
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-
 
 def _check_size(value: object, name: str) -> tuple[int, int]:
     if (
@@ -380,7 +378,7 @@ def _apply(
         out = out.masked_fill_(~inside, fill)  # out is ours: fill in place
         return out.reshape(out_shape)
 
-    dt = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
+    dt = V.compute_dtype(x.dtype)
     # Normalised coordinates (align_corners=False) are the same in the resized and in
     # the input frame: pixel i of a resized axis of n' sits at (2 i + 1) / n' - 1. One
     # grid_sample over all planes of all clips; "border" repeats the edge pixels as

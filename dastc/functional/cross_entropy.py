@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -19,6 +18,7 @@ from dastc._validate import (
     check_same_device,
     check_same_shape,
     describe,
+    upcast,
 )
 
 __all__ = ["weighted_cross_entropy"]
@@ -107,7 +107,7 @@ def weighted_cross_entropy(
     ignore_index = check_ignore_index(ignore_index, num_classes)
     check_labels(label, "label", num_classes, ignore_index)
 
-    z = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    z = upcast(logits)
     if lead == 2:
         z = z.flatten(0, 1)
         label = label.flatten(0, 1)

@@ -17,6 +17,7 @@ from dastc._validate import (
     check_same_shape,
     check_unit_interval,
     describe,
+    upcast,
 )
 from dastc.flow import flow_validity, warp
 
@@ -44,7 +45,7 @@ class PseudoLabel(NamedTuple):
 
 def _f32(x: Tensor) -> Tensor:
     """Upcast half/bfloat16 to float32; keep float32 and float64 as they are."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+    return upcast(x)
 
 
 def _clip_weight(confidence: Tensor, threshold: float) -> Tensor:
