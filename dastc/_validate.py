@@ -89,6 +89,20 @@ def upcast(x: Tensor) -> Tensor:
     return x.to(compute_dtype(x.dtype))
 
 
+def check_size_pair(value: object, name: str, minimum: int = 1) -> tuple[int, int]:
+    """``value`` as an ``(H, W)`` pair of ints, each ``>= minimum`` (a tuple, list or
+    ``torch.Size``; bools refused), or a ``ValueError`` naming ``name``."""
+    if (
+        not isinstance(value, (tuple, list, torch.Size))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
+    ):
+        raise ValueError(
+            f"{name}: expected a pair of ints (H, W), each >= {minimum}, got {value!r}"
+        )
+    return int(value[0]), int(value[1])
+
+
 def describe(x: object) -> str:
     """Short description of ``x`` for error messages: ``(2, 3, 64) float32 on cpu``."""
     if isinstance(x, Tensor):

@@ -24,16 +24,6 @@ _CLIP_LAYOUTS = ("B T C H W", "B C H W")
 Forward = Callable[[Tensor, Tensor | None], Tensor]
 
 
-def _check_pair(value: object, name: str) -> tuple[int, int]:
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        raise ValueError(f"{name}: expected a pair of ints (H, W) > 0, got {value!r}")
-    return int(value[0]), int(value[1])
-
-
 def _starts(size: int, window: int, stride: int) -> list[tuple[int, int]]:
     """``[(start, end)]`` of the windows along one axis, as ``slide_inference`` places them:
     every ``stride``, the last one moved back to end at the border; a window larger than
@@ -113,8 +103,8 @@ def sliding_window_logits(
         raise TypeError(f"forward: expected a callable (clip, flow) -> logits, got {forward!r}")
     V.check_float(clip, "clip", _CLIP_LAYOUTS)
     V.check_nonempty(clip, "clip")
-    win_h, win_w = _check_pair(window, "window")
-    str_h, str_w = _check_pair(stride, "stride")
+    win_h, win_w = V.check_size_pair(window, "window")
+    str_h, str_w = V.check_size_pair(stride, "stride")
     K = V.check_num_classes(num_classes)
     if not isinstance(align_corners, bool):
         raise TypeError(f"align_corners: expected a bool, got {align_corners!r}")

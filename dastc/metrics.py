@@ -31,16 +31,6 @@ _LABEL_LAYOUTS = ("B T H W", "B H W")
 _LOGIT_LAYOUTS = ("B T K H W", "B K H W")
 
 
-def _check_size(size: object, name: str = "size") -> tuple[int, int]:
-    if (
-        not isinstance(size, (tuple, list, torch.Size))
-        or len(size) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
-    ):
-        raise ValueError(f"{name}: expected a pair of ints (H, W) > 0, got {size!r}")
-    return int(size[0]), int(size[1])
-
-
 def _check_align_corners(align_corners: object) -> bool:
     if not isinstance(align_corners, bool):
         raise TypeError(f"align_corners: expected a bool, got {align_corners!r}")
@@ -91,7 +81,7 @@ def upsample_logits(
         [0.0, 0.5, 1.0]
     """
     V.check_float(logits, "logits", _LOGIT_LAYOUTS)
-    size_ = _check_size(size)
+    size_ = V.check_size_pair(size, "size")
     return _upsample(logits, size_, _check_align_corners(align_corners))
 
 

@@ -11,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dastc._validate import check_float, check_nonempty, check_unit_interval, describe
+from dastc._validate import (
+    check_float,
+    check_nonempty,
+    check_size_pair,
+    check_unit_interval,
+    describe,
+)
 from dastc.functional.pseudo_label import PseudoLabel, pseudo_label
 
 __all__ = ["EMATeacher"]
@@ -312,12 +318,8 @@ class EMATeacher(nn.Module):
             )
         if size is None:
             size = (int(x.shape[-2]), int(x.shape[-1]))
-        elif (
-            not isinstance(size, (tuple, list))
-            or len(size) != 2
-            or not all(isinstance(s, int) and s > 0 for s in size)
-        ):
-            raise ValueError(f"size: expected (H, W) positive ints, got {size!r}")
+        else:
+            size = check_size_pair(size, "size")
         if tuple(out.shape[-2:]) != tuple(size):
             lead = out.shape[:-3]
             flat = out.reshape(-1, *out.shape[-3:]).float()

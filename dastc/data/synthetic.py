@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dastc._validate import describe
+from dastc._validate import check_size_pair, describe
 from dastc.data import _scene
 
 __all__ = ["DEFAULT_TARGET_SHIFT", "Shift", "SyntheticDrivingClips"]
@@ -214,12 +214,7 @@ class SyntheticDrivingClips(Dataset[dict[str, "Tensor | int"]]):
             raise ValueError(f"length: expected an int >= 0, got {length!r}")
         if isinstance(clip_len, bool) or not isinstance(clip_len, int) or clip_len < 1:
             raise ValueError(f"clip_len: expected an int >= 1, got {clip_len!r}")
-        if (
-            not isinstance(size, (tuple, list))
-            or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 16 for s in size)
-        ):
-            raise ValueError(f"size: expected a pair of ints (H, W), each >= 16, got {size!r}")
+        check_size_pair(size, "size", minimum=16)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed: expected an int, got {seed!r}")
         if shift is not None and not isinstance(shift, Shift):

@@ -25,16 +25,6 @@ from dastc import _validate as V
 __all__ = ["ClipTransform", "apply_clip_transform", "draw_clip_transform"]
 
 
-def _check_size(value: object, name: str) -> tuple[int, int]:
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    ):
-        raise ValueError(f"{name}: expected a pair of ints (H, W), each >= 1, got {value!r}")
-    return int(value[0]), int(value[1])
-
-
 def _coord_dtype(device: torch.device) -> torch.dtype:
     """float64 for the per-clip coordinates (exact enough for any frame), float32 on MPS."""
     return torch.float32 if device.type == "mps" else torch.float64
@@ -84,8 +74,8 @@ class ClipTransform:
     flip: Tensor
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "in_size", _check_size(self.in_size, "in_size"))
-        object.__setattr__(self, "out_size", _check_size(self.out_size, "out_size"))
+        object.__setattr__(self, "in_size", V.check_size_pair(self.in_size, "in_size"))
+        object.__setattr__(self, "out_size", V.check_size_pair(self.out_size, "out_size"))
         size = V.check_long(self.size, "size", ("B 2",))
         offset = V.check_long(self.offset, "offset", ("B 2",))
         flip = V.check_bool(self.flip, "flip", ("B",))
@@ -161,8 +151,8 @@ def draw_clip_transform(
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch: expected an int >= 1, got {batch!r}")
-    H, W = _check_size(in_size, "in_size")
-    oh, ow = _check_size(out_size, "out_size")
+    H, W = V.check_size_pair(in_size, "in_size")
+    oh, ow = V.check_size_pair(out_size, "out_size")
     lo, hi = _check_scale(scale)
     p = V.check_probability(flip, "flip")
     if device is None:

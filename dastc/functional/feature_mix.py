@@ -31,13 +31,7 @@ def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
         torch.Size([2, 3, 4, 4])
     """
     V.check_bool(mask, "mask", _MASK)
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
-    ):
-        raise ValueError(f"size: expected a pair of ints (h, w) > 0, got {size!r}")
-    return _resize_mask(mask, (int(size[0]), int(size[1])))
+    return _resize_mask(mask, V.check_size_pair(size, "size"))
 
 
 def _resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
