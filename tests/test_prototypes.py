@@ -556,3 +556,33 @@ def test_bad_update() -> None:
         agg.update(_protos(torch.zeros(3, 2), [True, True]))
     with pytest.raises(TypeError, match=r"protos\.present"):
         agg.update(Prototypes(torch.zeros(3, 2), torch.ones(3), torch.ones(3)))
+
+
+def test_value_checks_read_the_sampled_pixels_only() -> None:
+    """Labels at 4x the feature resolution: a bad label or weight at a pixel the nearest
+    resize samples is refused; one the op never reads is not (it cannot reach the result)."""
+    from dastc.functional.prototypes import _nearest_index
+
+    f = torch.randn(1, 2, 3, 4, 4)
+    rows, cols = _nearest_index(16, 4, f.device), _nearest_index(16, 4, f.device)
+    sampled = (int(rows[1]), int(cols[2]))
+    unsampled = (int(rows[1]) + 1, int(cols[2]) + 1)
+    assert unsampled[0] not in rows.tolist() and unsampled[1] not in cols.tolist()
+    for where, refused in [(sampled, True), (unsampled, False)]:
+        y = torch.randint(0, 3, (1, 2, 16, 16))
+        y[0, 1, where[0], where[1]] = 7
+        wt = torch.rand(1, 2, 16, 16)
+        wt_bad = wt.clone()
+        wt_bad[0, 0, where[0], where[1]] = float("nan")
+        y_ok = y.clamp(max=2)
+        if refused:
+            with pytest.raises(ValueError, match=r"labels: expected values in \[0, 3\)"):
+                class_sums(f, y, 3)
+            with pytest.raises(ValueError, match="weights"):
+                class_sums(f, y_ok, 3, weights=wt_bad)
+        else:
+            s, n = class_sums(f, y, 3, weights=wt)
+            s_ok, n_ok = class_sums(f, y_ok, 3, weights=wt)
+            torch.testing.assert_close((s, n), (s_ok, n_ok))
+            s, n = class_sums(f, y_ok, 3, weights=wt_bad)
+            assert torch.isfinite(s).all() and torch.isfinite(n).all()

@@ -79,7 +79,7 @@ def frame_mean_prototypes(
     if isinstance(min_pixels, bool) or not isinstance(min_pixels, int) or min_pixels < 1:
         raise ValueError(f"min_pixels: expected an int >= 1, got {min_pixels!r}")
     with torch.autocast(features.device.type, enabled=False):
-        feats, idx, wt = _per_frame(features, labels, weights, num_classes)
+        feats, idx, wt = _per_frame(features, labels, weights, num_classes, ignore_index)
         frames, _, hw = feats.shape
         # (N, K + 1, hw) one-hot: row K collects ignored pixels and is dropped.
         hits = feats.new_zeros(frames, num_classes + 1, hw).scatter_(1, idx.unsqueeze(1), 1.0)

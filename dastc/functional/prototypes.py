@@ -144,10 +144,10 @@ def _check_inputs(
         check_float(weights, "weights", _LABEL_LAYOUTS)
         check_same_shape(labels, "labels", weights, "weights")
     check_same_device(("features", features), ("labels", labels), ("weights", weights))
-    check_labels(labels, "labels", num_classes, ignore_index)
     check_finite(features, "features")
-    if weights is not None:
-        check_finite(weights, "weights")
+    # labels and weights are checked by _per_frame, at feature resolution: only the
+    # pixels the op samples are read (a full-resolution int64 label map costs more to
+    # read than the op itself)
     return is_clip
 
 
@@ -188,7 +188,8 @@ def class_sums(
         TypeError: ``features``/``weights`` not floating, ``labels`` not long.
         ValueError: wrong ranks, ``labels`` not matching ``features`` in
             ``(B, T)``, ``weights`` not the shape of ``labels``, labels out of
-            range, devices differ.
+            range or weights not finite at the pixels the resize samples (the
+            others never reach the result and are not read), devices differ.
 
     Examples:
         >>> f = torch.randn(2, 3, 16, 8, 8)
@@ -199,26 +200,29 @@ def class_sums(
     """
     _check_inputs(features, labels, weights, num_classes, ignore_index)
     with torch.autocast(features.device.type, enabled=False):
-        feats, idx, wt = _per_frame(features, labels, weights, num_classes)
+        feats, idx, wt = _per_frame(features, labels, weights, num_classes, ignore_index)
         return _class_sums_core(feats, idx, wt, num_classes)
 
 
 def _per_frame(
-    features: Tensor, labels: Tensor, weights: Tensor | None, num_classes: int
+    features: Tensor, labels: Tensor, weights: Tensor | None, num_classes: int, ignore_index: int
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Validated inputs as ``(N, C, hw)`` features in the compute dtype, ``(N, hw)`` class
-    indices at feature resolution (``K`` for ignored pixels and any value outside
-    ``[0, K)``) and ``(N, hw)`` weights (or None), over the ``N = B·T`` frames."""
+    """Inputs checked by :func:`_check_inputs` as ``(N, C, hw)`` features in the compute
+    dtype, ``(N, hw)`` class indices at feature resolution (``K`` for ignored pixels and
+    any value outside ``[0, K)``) and ``(N, hw)`` weights (or None), over the ``N = B·T``
+    frames. The value checks of labels and weights read the sampled pixels only."""
     channels, h, w = features.shape[-3:]
     frames = features.shape[0] * (features.shape[1] if features.dim() == 5 else 1)
     dtype = _compute_dtype(features.dtype)
     feats = features.reshape(frames, channels, h * w).to(dtype)
     lab = _to_feature_grid(labels.reshape(frames, *labels.shape[-2:]), h, w)
+    check_labels(lab, "labels", num_classes, ignore_index)
     lab = lab.reshape(frames, h * w)
     idx = torch.where((lab >= 0) & (lab < num_classes), lab, num_classes)
     wt = None
     if weights is not None:
         wt = _to_feature_grid(weights.reshape(frames, *weights.shape[-2:]), h, w)
+        check_finite(wt, "weights")
         wt = wt.reshape(frames, h * w).to(dtype)
     return feats, idx, wt
 
