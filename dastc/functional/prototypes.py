@@ -38,6 +38,7 @@ from dastc._validate import (
     check_same_device,
     check_same_shape,
     check_tensor,
+    compute_dtype,
     describe,
 )
 from dastc.typing import (
@@ -84,11 +85,6 @@ class Prototypes(NamedTuple):
     vectors: PrototypeVectors
     counts: PrototypeCounts
     present: PrototypePresent
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64; every other floating dtype is reduced in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _nearest_index(size_in: int, size_out: int, device: torch.device) -> Tensor:
@@ -213,7 +209,7 @@ def _per_frame(
     frames. The value checks of labels and weights read the sampled pixels only."""
     channels, h, w = features.shape[-3:]
     frames = features.shape[0] * (features.shape[1] if features.dim() == 5 else 1)
-    dtype = _compute_dtype(features.dtype)
+    dtype = compute_dtype(features.dtype)
     feats = features.reshape(frames, channels, h * w).to(dtype)
     lab = _to_feature_grid(labels.reshape(frames, *labels.shape[-2:]), h, w)
     check_labels(lab, "labels", num_classes, ignore_index)
@@ -417,7 +413,7 @@ def confidence_weights(logits: Logits) -> Tensor:
     _check_logits(logits)
     dim = logits.dim() - 3
     with torch.autocast(logits.device.type, enabled=False):
-        z = logits.to(_compute_dtype(logits.dtype))
+        z = logits.to(compute_dtype(logits.dtype))
         return torch.exp(z.amax(dim) - torch.logsumexp(z, dim))
 
 
@@ -451,7 +447,7 @@ def frame_reliability(logits: Logits) -> Tensor:
     _check_logits(logits)
     is_clip = logits.dim() == 5
     with torch.autocast(logits.device.type, enabled=False):
-        z = logits.to(_compute_dtype(logits.dtype))
+        z = logits.to(compute_dtype(logits.dtype))
         if not is_clip:
             z = z.unsqueeze(1)
         logp = torch.log_softmax(z, dim=2)
