@@ -6,7 +6,7 @@ agreement (share of valid pixels whose label survives warping the previous frame
 label with the flow), on the source clips and the default-shift target clips; then
 the flow command's throughput (frames per second per worker).
 
-    python benchmarks/flow_accuracy.py [--clips 32] [--picture docs/images/flow_estimation.png]
+    python benchmarks/flow_accuracy.py [--clips 32] [--picture docs/img/flow_estimation.png]
 """
 
 from __future__ import annotations
