@@ -93,12 +93,14 @@ def _check_pair(pred: Tensor, target: Tensor, num_classes: int, ignore_index: in
     V.check_labels(target, "target", num_classes, ignore_index)
     # A prediction is a class id; it may not be ignore_index.
     if V.value_checks_enabled() and pred.numel() > 0:
+        lo, hi = torch.aminmax(pred)  # one read pass; the error path finds the values
+        if bool((lo >= 0) & (hi < num_classes)):
+            return
         bad = (pred < 0) | (pred >= num_classes)
-        if bool(bad.any()):
-            raise ValueError(
-                f"pred: expected class ids in [0, {num_classes}), "
-                f"got {torch.unique(pred[bad])[:8].tolist()}"
-            )
+        raise ValueError(
+            f"pred: expected class ids in [0, {num_classes}), "
+            f"got {torch.unique(pred[bad])[:8].tolist()}"
+        )
 
 
 def confusion_matrix(
