@@ -70,6 +70,7 @@ def weighted_cross_entropy(
             ``ignore_index``/``normalize`` is invalid.
 
     Examples:
+        >>> import torch
         >>> logits = torch.randn(2, 3, 5, 8, 8)
         >>> label = torch.randint(0, 5, (2, 3, 8, 8))
         >>> weight = torch.rand(2, 3, 8, 8)
