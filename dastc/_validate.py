@@ -271,18 +271,26 @@ def check_positive(value: object, name: str) -> float:
 def check_labels(labels: Tensor, name: str, num_classes: int, ignore_index: int) -> None:
     """Raise ``ValueError`` if any label is outside ``[0, num_classes)`` and not ``ignore_index``.
 
-    Reads the data (one min/max pass, a second one when ignored pixels are present; one
-    device synchronisation each); skipped when value checks are off.
+    Reads the data (one min/max pass, and a histogram pass when ignored pixels are
+    present; a device synchronisation each); skipped when value checks are off.
     """
     if not value_checks_enabled() or labels.numel() == 0:
         return
-    # Fast path: one min/max read pass; then one more with ignored pixels set to 0.
+    # Fast path: one min/max read pass. With ignored pixels present (the max is then
+    # usually ignore_index), one histogram pass over the values 0..max says whether any
+    # value besides ignore_index lies outside [0, K) (cheaper than masking the ignored
+    # pixels first).
     lo, hi = torch.aminmax(labels)
     if bool((lo >= 0) & (hi < num_classes)):
         return
-    lo, hi = torch.aminmax(torch.where(labels == ignore_index, 0, labels))
-    if bool((lo >= 0) & (hi < num_classes)):
-        return
+    top = int(hi)
+    if int(lo) >= 0 and top <= max(num_classes, ignore_index, 0) and top < 1 << 20:
+        counts = torch.bincount(labels.reshape(-1), minlength=top + 1)
+        outside = counts[num_classes:].sum()
+        if 0 <= ignore_index - num_classes < counts.numel() - num_classes:
+            outside = outside - counts[ignore_index]
+        if not bool(outside > 0):
+            return
     bad = ((labels < 0) | (labels >= num_classes)) & (labels != ignore_index)
     if bool(bad.any()):
         values = torch.unique(labels[bad])[:8].tolist()

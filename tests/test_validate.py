@@ -73,10 +73,15 @@ def test_shape_agreement_checks():
 
 @pytest.mark.parametrize("ignore", [255, -1, 4, 0])
 def test_check_labels_matches_a_plain_membership_test(ignore):
-    """The min/max fast paths accept exactly what the set test {0..K-1} ∪ {ignore} accepts."""
+    """The min/max and histogram fast paths accept exactly what the set test
+    {0..K-1} ∪ {ignore} accepts, with values around K, around ignore and far above."""
     g = torch.Generator().manual_seed(ignore + 7)
-    for _ in range(200):
-        y = torch.randint(-3, 9, (int(torch.randint(1, 6, (1,), generator=g)),), generator=g)
+    pool = torch.tensor(sorted({*range(-3, 9), ignore - 1, ignore, ignore + 1, 1 << 21}))
+    for _ in range(400):
+        n = int(torch.randint(1, 6, (1,), generator=g))
+        y = pool[torch.randint(0, len(pool), (n,), generator=g)]
+        if int(torch.randint(0, 2, (1,), generator=g)):  # mostly valid, ignored pixels present
+            y = torch.cat([y, torch.full((3,), ignore), torch.arange(4)])
         ok = all(0 <= v < 4 or v == ignore for v in y.tolist())
         if ok:
             V.check_labels(y, "y", 4, ignore)
