@@ -287,7 +287,7 @@ def check_labels(labels: Tensor, name: str, num_classes: int, ignore_index: int)
     if int(lo) >= 0 and top <= max(num_classes, ignore_index, 0) and top < 1 << 20:
         counts = torch.bincount(labels.reshape(-1), minlength=top + 1)
         outside = counts[num_classes:].sum()
-        if 0 <= ignore_index - num_classes < counts.numel() - num_classes:
+        if num_classes <= ignore_index < counts.numel():
             outside = outside - counts[ignore_index]
         if not bool(outside > 0):
             return

@@ -40,6 +40,7 @@ from dastc._validate import (
     check_tensor,
     compute_dtype,
     describe,
+    upcast,
 )
 from dastc.typing import (
     Features,
@@ -413,7 +414,7 @@ def confidence_weights(logits: Logits) -> Tensor:
     _check_logits(logits)
     dim = logits.dim() - 3
     with torch.autocast(logits.device.type, enabled=False):
-        z = logits.to(compute_dtype(logits.dtype))
+        z = upcast(logits)
         return torch.exp(z.amax(dim) - torch.logsumexp(z, dim))
 
 
@@ -447,7 +448,7 @@ def frame_reliability(logits: Logits) -> Tensor:
     _check_logits(logits)
     is_clip = logits.dim() == 5
     with torch.autocast(logits.device.type, enabled=False):
-        z = logits.to(compute_dtype(logits.dtype))
+        z = upcast(logits)
         if not is_clip:
             z = z.unsqueeze(1)
         logp = torch.log_softmax(z, dim=2)

@@ -43,11 +43,6 @@ class PseudoLabel(NamedTuple):
     """float32 ``(B[, T], H, W)``: per-clip fraction of pixels above the threshold."""
 
 
-def _f32(x: Tensor) -> Tensor:
-    """Upcast half/bfloat16 to float32; keep float32 and float64 as they are."""
-    return upcast(x)
-
-
 def _clip_weight(confidence: Tensor, threshold: float) -> Tensor:
     """Per clip (dim 0) fraction of pixels with confidence > threshold, broadcast back."""
     b = confidence.shape[0]
@@ -102,7 +97,7 @@ def pseudo_label(logits: Tensor, threshold: float = 0.968) -> PseudoLabel:
     """
     logits = _check_logits(logits, "logits")
     threshold = check_unit_interval(threshold, "threshold")
-    z = _f32(logits)
+    z = upcast(logits)
     top, label = z.max(dim=-3)
     confidence = torch.exp(top - torch.logsumexp(z, dim=-3))
     return PseudoLabel(label, confidence, _clip_weight(confidence, threshold))
@@ -179,10 +174,10 @@ def temporal_pseudo_label(
     threshold = check_unit_interval(threshold, "threshold")
     ignore_index = check_ignore_index(ignore_index, prev_logits.shape[-3])
 
-    prob = warp(torch.softmax(_f32(prev_logits), dim=-3), flow)
+    prob = warp(torch.softmax(upcast(prev_logits), dim=-3), flow)
     valid = flow_validity(flow).unsqueeze(-3)
     if current_logits is not None:
-        cur = torch.softmax(_f32(current_logits), dim=-3).to(prob.dtype)
+        cur = torch.softmax(upcast(current_logits), dim=-3).to(prob.dtype)
         prob = torch.where(valid, 0.5 * (prob + cur), cur)
         confidence, label = prob.max(dim=-3)
     else:
