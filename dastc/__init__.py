@@ -20,6 +20,7 @@ from dastc.functional.prototypes import Prototypes
 from dastc.functional.pseudo_label import PseudoLabel
 from dastc.inference import sliding_window_logits
 from dastc.losses import IntraInterClassAlignmentLoss
+from dastc.masking import BlockMasking
 from dastc.metrics import (
     ConfusionMatrix,
     confusion_matrix,
@@ -30,9 +31,11 @@ from dastc.metrics import (
 from dastc.mixing import BidirectionalClipMix, ShallowFeatureMix
 from dastc.prototypes import SpatioTemporalPrototypeAggregator
 from dastc.teacher import EMATeacher
+from dastc.warm_start import WarmStartGuard
 
 __all__ = [
     "BidirectionalClipMix",
+    "BlockMasking",
     "ClassBalance",
     "DistributionAlignment",
     "ClipMixOutput",
@@ -43,6 +46,7 @@ __all__ = [
     "SpatioTemporalPrototypeAggregator",
     "PseudoLabel",
     "ShallowFeatureMix",
+    "WarmStartGuard",
     "confusion_matrix",
     "iou_from_confusion",
     "mean_iou",

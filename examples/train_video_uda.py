@@ -108,6 +108,21 @@ def parse_args(
         default=d.rare_below,
         help="source classes rarer than this pixel share are always pasted (0: off)",
     )
+    p.add_argument(
+        "--rcs",
+        type=float,
+        default=d.rcs,
+        help="rare class sampling of the source clips with this temperature (DAFormer: "
+        "0.01; 0: off); the class statistics are cached in the output folder",
+    )
+    p.add_argument(
+        "--rcs-min-pixels",
+        type=int,
+        default=None,
+        help="rare class sampling draws a clip for a class only when it has more pixels "
+        "of it than this (default: 0.15%% of a source clip's pixels, DAFormer's 3000 of "
+        "1914x1052)",
+    )
     _add_method_options(p)
     p.add_argument(
         "--model",
@@ -241,6 +256,8 @@ def parse_args(
         amp=a.amp,
         workers=a.workers,
         rare_below=a.rare_below,
+        rcs=a.rcs,
+        rcs_min_pixels=a.rcs_min_pixels,
         model=a.model,
         model_weights=a.model_weights,
         width=a.width,

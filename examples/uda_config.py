@@ -6,6 +6,7 @@ in ``method_config``, the method's own knobs (:class:`dastc.methods.MethodConfig
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,8 @@ class Config:
     amp: str = "off"  # "bf16" or "fp16" (with a gradient scaler)
     workers: int | None = None  # data-loading processes; None: 0 synthetic, else up to 4
     rare_below: float = 0.0
+    rcs: float = 0.0  # rare class sampling temperature (DAFormer: 0.01); 0: off
+    rcs_min_pixels: int | None = None  # None: 0.15% of a source clip's pixels
     model: str = "tiny"
     model_weights: str | None = None
     width: int = 32
@@ -84,6 +87,10 @@ class Config:
                 f"head_lr_mult, warmup: expected > 0 and >= 0, got {self.head_lr_mult}, "
                 f"{self.warmup}"
             )
+        if not (math.isfinite(self.rcs) and self.rcs >= 0):
+            raise ValueError(f"rcs: expected a temperature >= 0 (0: off), got {self.rcs}")
+        if self.rcs_min_pixels is not None and self.rcs_min_pixels < 0:
+            raise ValueError(f"rcs_min_pixels: expected None or >= 0, got {self.rcs_min_pixels}")
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"workers: expected None or >= 0, got {self.workers}")
         if self.method not in METHODS:

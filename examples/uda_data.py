@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dastc.data import CITYSCAPES_CLASSES, Shift, SyntheticDrivingClips, palette_for
+from dastc.data.rare_class_sampling import RareClassSampler
 
 Item = dict[str, Any]
 
@@ -333,6 +334,25 @@ class EpochOrder:
         gb = self.batch * self.world
         chunk = self._perm[pos * gb : (pos + 1) * gb]
         return chunk[self.rank :: self.world].tolist()
+
+
+class RareClassOrder:
+    """Source batch indices for iteration ``i`` drawn by rare class sampling (DAFormer's
+    RCS): a class by its rarity, then a clip that holds it; a pure function of
+    ``(seed, i)``, so a resumed run draws the same clips. Under ``world`` processes,
+    process ``rank`` takes every ``world``-th draw of the global batch."""
+
+    def __init__(
+        self, sampler: RareClassSampler, batch: int, seed: int, rank: int = 0, world: int = 1
+    ) -> None:
+        self.sampler, self.batch, self.seed, self.rank, self.world = (
+            sampler, batch, seed, rank, world,
+        )  # fmt: skip
+
+    def indices(self, iteration: int) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
+        idx, _ = self.sampler.sample(self.batch * self.world, g)
+        return idx[self.rank :: self.world].tolist()  # type: ignore[no-any-return]
 
 
 def rare_classes(

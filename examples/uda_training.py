@@ -12,6 +12,7 @@ loop calls it once per iteration::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -28,18 +29,25 @@ import uda_dist
 from torch import Tensor
 from uda_augment import augment_batch
 from uda_config import Config, build_model
-from uda_data import CachedDataset, EpochOrder, build_datasets, rare_classes
+from uda_data import CachedDataset, EpochOrder, RareClassOrder, build_datasets, rare_classes
 from uda_eval import evaluate, predict_last_frames
 from uda_loader import default_workers, loader
 from uda_optim import autocast, build_optimizer, build_schedule, grad_scaler
 
+from dastc.data.rare_class_sampling import RareClassSampler
 from dastc.methods import METHODS, Method
 
 
 class Run:
     """The stateful pieces of a run: data, student, method, optimiser, order, history."""
 
-    def __init__(self, cfg: Config, device: torch.device, init_weights: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        device: torch.device,
+        init_weights: bool = True,
+        stats_dir: Path | None = None,
+    ) -> None:
         self.cfg, self.device = cfg, device
         self.world = uda_dist.world()
         self.rank = dist.get_rank() if self.world > 1 else 0
@@ -77,10 +85,33 @@ class Run:
             ids = [device.index] if device.type == "cuda" else None
             self.method.distribute(device_ids=ids, find_unused_parameters=not has_flow)
         n_s, n_t = len(self.src_ds), len(self.tgt_ds)  # type: ignore[arg-type]
-        self.order_src = EpochOrder(n_s, cfg.batch, cfg.seed * 2 + 1, self.rank, self.world)
+        self.order_src: EpochOrder | RareClassOrder = EpochOrder(
+            n_s, cfg.batch, cfg.seed * 2 + 1, self.rank, self.world
+        )
+        if cfg.rcs > 0:  # rare class sampling of the source clips (DAFormer's RCS)
+            self.order_src = RareClassOrder(
+                self._rcs_sampler(stats_dir), cfg.batch, cfg.seed * 2 + 1, self.rank, self.world
+            )
         self.order_tgt = EpochOrder(n_t, cfg.batch, cfg.seed * 2 + 2, self.rank, self.world)
         self.history: dict[str, list[list[Any]]] = {}  # name -> [[iteration, value], ...]
         self.evals: list[dict[str, Any]] = []
+
+    def _rcs_sampler(self, stats_dir: Path | None) -> RareClassSampler:
+        """The sampler over the source clips' class statistics, computed once (progress
+        bar) and cached in ``stats_dir`` (rank 0 writes it)."""
+        cfg = self.cfg
+        min_pixels = cfg.rcs_min_pixels
+        if min_pixels is None:  # DAFormer: 3000 pixels of a 1914x1052 GTA5 label map
+            min_pixels = round(self.src_ds[0]["label"].numel() * 3000 / (1914 * 1052))
+        cache = None
+        if stats_dir is not None and self.rank == 0:  # named by the data it counts
+            spec = json.dumps(asdict(cfg.data), sort_keys=True, default=str)
+            digest = hashlib.sha1(spec.encode()).hexdigest()[:10]
+            cache = stats_dir / f"rcs_class_stats_{digest}.json"
+        return RareClassSampler.from_dataset(
+            self.src_ds, self.K, cache=cache, progress=self.rank == 0,
+            temperature=cfg.rcs, min_pixels=min_pixels,
+        )  # fmt: skip
 
     def evaluate(
         self, teacher: bool = False, max_batches: int | None = None
@@ -159,7 +190,7 @@ def _train(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
-    run = Run(cfg, device, init_weights=resume is None)
+    run = Run(cfg, device, init_weights=resume is None, stats_dir=out)
     method = run.method
     lead = run.rank == 0
     ckpt = out / "checkpoint.pt"
@@ -280,6 +311,7 @@ def _train(
         "seconds": round(seconds, 1),
         "pseudo_label_hist": hist["pl_hist"][-1][1] if "pl_hist" in hist else None,
         "pseudo_label_confident_fraction": hist["pl_conf"][-1][1] if "pl_conf" in hist else None,
+        **_guard_result(run),
         "config": asdict(cfg),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -288,6 +320,15 @@ def _train(
     torch.save(run.student.state_dict(), out / "student.pt")
     _pictures(run, out, iou_s, iou_t)
     return results
+
+
+def _guard_result(run: Run) -> dict[str, Any]:
+    """``"warm_guard"``: what the warm-start guard found and did (when it is on)."""
+    guard = getattr(run.method, "guard", None)
+    if guard is None:
+        return {}
+    names = [run.class_names[k] for k in guard.vanished]
+    return {"warm_guard": {"extended": guard.extended, "last_vanished": names}}
 
 
 def _extra_scorings(run: Run, iou_s: Tensor, iou_t: Tensor) -> dict[str, dict[str, Any]]:

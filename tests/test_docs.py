@@ -88,6 +88,15 @@ def test_snippet_own_loop(run_snippet: Any) -> None:
     assert 0.0 <= miou <= 100.0
 
 
+def test_snippet_image_recipe(run_snippet: Any) -> None:
+    with pytest.warns(UserWarning, match="WarmStartGuard"):
+        out = run_snippet("image_recipe.py")
+    extended = _number(r"warm start extended by (\d+) steps", out)
+    adapted = _number(r"adapted (\d+) steps", out)
+    assert 0 <= extended <= 4 and extended + adapted == 6
+    assert "'sign'" in out and "'road'" not in out  # the rarest classes are drawn, road never
+
+
 _FLOAT = r"(-?[\d.]+|nan|-?inf)"
 
 

@@ -71,8 +71,18 @@ def _cfg(**kw) -> Config:
 
 @pytest.mark.parametrize(
     "opts",
-    [{}, {"class_balance": False, "hue_jitter": 0.1, "rare_below": 0.05}],
-    ids=["default", "options"],
+    [
+        {},
+        {"class_balance": False, "hue_jitter": 0.1, "rare_below": 0.05},
+        {
+            "rcs": 0.01,
+            "mic": True,
+            "warm_guard": "extend",
+            "warm_guard_every": 1,
+            "warm_guard_max": 1,
+        },
+    ],
+    ids=["default", "options", "image_recipe"],
 )
 def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, opts):
     full = _cfg(iters=4, **opts)
@@ -270,6 +280,45 @@ def test_adaptation_options_train_and_reach_the_config(tmp_path):
     assert cfg["method_config"]["pseudo_weight"] == "pixel"
     assert not cfg["method_config"]["class_balance"]
     assert math.isfinite(res["miou"])
+
+
+@pytest.mark.filterwarnings("ignore:WarmStartGuard")
+def test_image_recipe_options_train_and_report(tmp_path):
+    out = tmp_path / "recipe"
+    extra = ["--mic", "--mic-patch", "4", "--rcs", "0.01", "--warm-guard", "extend",
+             "--warm-guard-max", "1", "--warm-guard-every", "1"]  # fmt: skip
+    res = main(["--out", str(out), *TINY, *extra])
+    cfg = res["config"]
+    assert cfg["rcs"] == 0.01 and cfg["method_config"]["mic"]
+    assert cfg["method_config"]["warm_guard"] == "extend"
+    assert 0 <= res["warm_guard"]["extended"] <= 1
+    assert set(res["warm_guard"]["last_vanished"]) <= set(res["per_class_iou"])
+    stats = list(out.glob("rcs_class_stats_*.json"))
+    assert len(stats) == 1
+    assert len(json.loads(stats[0].read_text())["counts"]) == 4  # --train-clips 4
+    assert "mic=" in (out / "log.txt").read_text()  # the MIC term was trained and logged
+    # other data (another seed renders other clips): another statistics file
+    main(["--out", str(out), *TINY, *extra, "--seed", "1"])
+    assert len(list(out.glob("rcs_class_stats_*.json"))) == 2
+
+
+def test_rare_class_order_draws_clips_that_hold_the_drawn_class():
+    from uda_data import RareClassOrder
+
+    from dastc.data import RareClassSampler
+
+    counts = torch.zeros(20, 3, dtype=torch.long)
+    counts[:, 0] = 1000
+    counts[::5, 1] = 50  # items 0, 5, 10, 15 hold the rare class 1
+    counts[3, 2] = 50  # item 3 alone holds the rarest class 2
+    sampler = RareClassSampler(counts, temperature=0.01, min_pixels=10)
+    order = RareClassOrder(sampler, batch=4, seed=3)
+    drawn = [i for it in range(50) for i in order.indices(it)]
+    assert set(drawn) <= {0, 3, 5, 10, 15} and {0, 3, 5, 10, 15} <= set(drawn)
+    assert order.indices(7) == RareClassOrder(sampler, batch=4, seed=3).indices(7)
+    ranks = [RareClassOrder(sampler, 4, 3, rank=r, world=2).indices(7) for r in (0, 1)]
+    glob = RareClassOrder(sampler, 8, 3).indices(7)
+    assert ranks[0] == glob[0::2] and ranks[1] == glob[1::2]
 
 
 def test_rare_classes():

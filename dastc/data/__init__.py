@@ -44,6 +44,11 @@ from dastc.data.palette import (
     VIPER_PALETTE,
     palette_for,
 )
+from dastc.data.rare_class_sampling import (
+    RareClassSampler,
+    class_pixel_counts,
+    rare_class_probabilities,
+)
 from dastc.data.synthetic import DEFAULT_TARGET_SHIFT, Shift, SyntheticDrivingClips
 from dastc.data.synthia import Synthia
 from dastc.data.synthia_seq import SynthiaSeq
@@ -85,6 +90,7 @@ __all__: list[str] = [
     "CityscapesSeq",
     "Shift",
     "SyntheticDrivingClips",
+    "RareClassSampler",
     "Synthia",
     "SynthiaSeq",
     "TrainIdMap",
@@ -93,6 +99,8 @@ __all__: list[str] = [
     "flow_from_last",
     "get_train_id_map",
     "palette_for",
+    "class_pixel_counts",
+    "rare_class_probabilities",
     "read_flow",
     "read_list",
     "read_image",

@@ -20,6 +20,7 @@ from dastc.functional.cross_entropy import weighted_cross_entropy
 from dastc.functional.distribution_alignment import align_distribution, class_distribution_stats
 from dastc.functional.feature_mix import resize_mask, shallow_feature_mix
 from dastc.functional.frame_prototypes import frame_mean_prototypes
+from dastc.functional.masking import block_mask, mask_clip
 from dastc.functional.prototypes import (
     Prototypes,
     adaptive_weights,
@@ -30,6 +31,7 @@ from dastc.functional.prototypes import (
     prototypes_from_sums,
 )
 from dastc.functional.pseudo_label import PseudoLabel, pseudo_label, temporal_pseudo_label
+from dastc.functional.vanished_classes import vanished_classes
 
 __all__: list[str] = [
     "ClipMixOutput",
@@ -39,6 +41,9 @@ __all__: list[str] = [
     "PseudoLabel",
     "Prototypes",
     "adaptive_weights",
+    "block_mask",
+    "mask_clip",
+    "vanished_classes",
     "align_distribution",
     "class_balanced_scores",
     "class_confidence_stats",

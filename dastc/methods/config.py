@@ -123,6 +123,25 @@ class MethodConfig:
     class_balance: bool = _knob(
         True, "", "class-balanced pseudo-labels (per-class running confidence)"
     )
+    mic: bool = _knob(
+        False,
+        "masked image consistency (MIC): the student on a block-masked target clip learns "
+        "the teacher's pseudo-labels of the whole clip",
+    )
+    mic_patch: int = _knob(8, "MIC block size in pixels (MIC: 64 at 512x512 crops)")
+    mic_ratio: float = _knob(0.7, "MIC: share of the blocks masked out")
+    mic_per_frame: bool = _knob(False, "MIC draws a mask per frame (default: one per clip)")
+    mic_weight: float = _knob(1.0, "weight of the MIC loss")
+    warm_guard: Literal["off", "extend", "warn"] = _knob(
+        "off",
+        "at the warm start's end, check that no class vanished from the teacher's "
+        "pseudo-labels (against the source class shares); extend the warm start or warn",
+    )
+    warm_guard_floor: float = _knob(
+        0.1, "warm guard: a class vanished below this fraction of its source share"
+    )
+    warm_guard_max: int = _knob(300, "warm guard: most extra warm-start iterations")
+    warm_guard_every: int = _knob(25, "warm guard: iterations between checks while extending")
     seed: int = field(default=0)  # the mixing generator's seed
     ignore_index: int = field(default=255)
 
@@ -133,7 +152,13 @@ class MethodConfig:
             if isinstance(f.default, bool) != isinstance(v, bool):
                 want = "True or False" if isinstance(f.default, bool) else "a number"
                 raise TypeError(f"{f.name}: expected {want}, got {v!r}")
-        for name in ("ema", "pseudo_threshold", "class_fraction", "paste_threshold"):
+        for name in (
+            "ema",
+            "pseudo_threshold",
+            "class_fraction",
+            "paste_threshold",
+            "warm_guard_floor",
+        ):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v <= 1):
                 raise ValueError(f"{name}: expected a number in [0, 1], got {v!r}")
@@ -141,7 +166,7 @@ class MethodConfig:
             raise ValueError(
                 f"feature_blend: expected a number in (0, 1], got {self.feature_blend!r}"
             )
-        for name in ("hue_jitter", "align_weight"):
+        for name in ("hue_jitter", "align_weight", "mic_weight"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
@@ -160,6 +185,7 @@ class MethodConfig:
             "align_source": ("label", "correct"),
             "align_absent": ("skip", "zero"),
             "prototype_pooling": ("clip", "frame_mean"),
+            "warm_guard": ("off", "extend", "warn"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -175,8 +201,13 @@ class MethodConfig:
                 f"prototype_min_pixels: {self.prototype_min_pixels} needs "
                 f"prototype_pooling='frame_mean', got {self.prototype_pooling!r}"
             )
-        if not (isinstance(self.adapt_start, int) and self.adapt_start >= 0):
-            raise ValueError(f"adapt_start: expected an int >= 0, got {self.adapt_start!r}")
+        for name, lo in (("adapt_start", 0), ("mic_patch", 1), ("warm_guard_max", 0),
+                         ("warm_guard_every", 1)):  # fmt: skip
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= lo):
+                raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+        if not (isinstance(self.mic_ratio, (int, float)) and 0 <= self.mic_ratio < 1):
+            raise ValueError(f"mic_ratio: expected a number in [0, 1), got {self.mic_ratio!r}")
         if any(k < 0 for k in self.rare_classes):
             raise ValueError(f"rare_classes: expected class ids >= 0, got {self.rare_classes!r}")
 

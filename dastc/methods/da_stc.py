@@ -11,12 +11,14 @@ from dastc import functional as DF
 from dastc.class_balance import ClassBalance
 from dastc.distribution_alignment import DistributionAlignment
 from dastc.functional.augment import strong_augment
+from dastc.functional.masking import block_mask, mask_clip
 from dastc.losses import IntraInterClassAlignmentLoss
 from dastc.methods.base import Method
 from dastc.methods.config import MethodConfig
 from dastc.methods.contract import LastMix
 from dastc.mixing import BidirectionalClipMix, ShallowFeatureMix
 from dastc.prototypes import SpatioTemporalPrototypeAggregator
+from dastc.warm_start import WarmStartGuard
 
 __all__ = ["DASTC"]
 
@@ -124,6 +126,12 @@ class DASTC(Method):
         self.feature_mixer = ShallowFeatureMix(blend=cfg.feature_blend)
         self.class_balance = ClassBalance(K).to(self.generator.device)
         self.dist_align = DistributionAlignment(K).to(self.generator.device)
+        self.guard: WarmStartGuard | None = None
+        if cfg.warm_guard != "off":
+            self.guard = WarmStartGuard(
+                K, floor=cfg.warm_guard_floor, action=cfg.warm_guard,
+                max_extension=cfg.warm_guard_max, every=cfg.warm_guard_every,
+            ).to(self.generator.device)  # fmt: skip
 
     def _mix_source(
         self, xs: Tensor, ys: Tensor, fs: Tensor | None
@@ -153,6 +161,11 @@ class DASTC(Method):
             clip, label, flow = prev
             self.prev_source = (clip.to(dev), label.to(dev), None if flow is None else flow.to(dev))
 
+    @torch.no_grad()
+    def _teacher_labels(self, xt: Tensor, ft: Tensor | None) -> Tensor:
+        """The teacher's argmax on the target clip (what :class:`WarmStartGuard` checks)."""
+        return self._check_logits(self.teacher.model(xt, ft)).argmax(2)
+
     def _frames(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The batch as the student sees it (:class:`ImageDACS`: every frame an image)."""
         return batch
@@ -165,7 +178,15 @@ class DASTC(Method):
         xs, ys, xt = source["clip"], source["label"], target["clip"]
         fs, ft = self._flows(source, target)
         B = xs.shape[0]
-        if self.iteration < cfg.adapt_start:  # warm start: the teacher must be decent first
+        warm = self.iteration < cfg.adapt_start  # warm start: the teacher must be decent first
+        if not warm and self.guard is not None and not self.guard.done:
+            warm = self.guard.step(
+                self.iteration - cfg.adapt_start, lambda: self._teacher_labels(xt, ft)
+            )
+        if warm:
+            if self.guard is not None:
+                self._remember(self.guard)
+                self.guard.observe_source(ys)
             loss = self._ce(self.net(xs, fs), ys)
             logs["src"] = loss.detach()
             return loss
@@ -206,6 +227,18 @@ class DASTC(Method):
                 clips.append(clip)
                 flows.append(flow)
                 terms.append((d, lab, w))
+        if cfg.mic:  # masked image consistency: the masked target clip, the whole clip's labels
+            mic_clip = xt
+            if cfg.strong_aug:
+                mic_clip = strong_augment(xt, generator=self.generator, hue=cfg.hue_jitter)
+            b, t, _, h, w = xt.shape
+            mask = block_mask(
+                (b, t, h, w), cfg.mic_patch, cfg.mic_ratio, per_frame=cfg.mic_per_frame,
+                generator=self.generator, device=xt.device,
+            )  # fmt: skip
+            clips.append(mask_clip(mic_clip, mask))
+            flows.append(ft)
+            terms.append(("mic", pl.label, pl.weight * cfg.mic_weight))
         mixed_feats = dirs if cfg.feature_mix else []
         for d in mixed_feats:
             flows.append(parts[d][3])
