@@ -351,3 +351,26 @@ def test_method_options_come_from_method_config():
     assert len(helped) >= 20
     with pytest.raises(SystemExit):
         parse_args(["--pseudo-threshold", "1.5"])  # MethodConfig's check, as a usage error
+
+
+def test_compare_runs_means_per_group_and_class(tmp_path):
+    from compare_runs import main as compare
+
+    def run(name: str, miou: float, road: float, pole: float | None, hist: list[float]) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        res = {"miou": miou, "per_class_iou": {"road": road, "pole": pole},
+               "pseudo_label_hist": hist, "pseudo_label_confident_fraction": 0.5}  # fmt: skip
+        (d / "results.json").write_text(json.dumps(res))
+        return d
+
+    a0, a1 = run("a0", 50.0, 80.0, 20.0, [0.9, 0.1]), run("a1", 54.0, 90.0, None, [0.7, 0.3])
+    b0 = run("b0", 40.0, 70.0, 10.0, [1.0, 0.0])
+    png = tmp_path / "bars.png"
+    s = compare([f"a={a0},{a1}", f"b={b0}", "--plot", str(png)])
+    assert s["a"]["miou"] == pytest.approx((52.0, math.sqrt(8.0)))
+    assert s["a"]["iou"] == {"road": 85.0, "pole": 20.0}  # a missing IoU is left out
+    assert s["a"]["pl_share"] == pytest.approx({"road": 0.8, "pole": 0.2})
+    assert s["b"]["miou"] == (40.0, 0.0) and png.stat().st_size > 1000
+    with pytest.raises(SystemExit, match=r"no results\.json"):
+        compare([f"c={tmp_path / 'nothing'}"])
