@@ -34,7 +34,7 @@ from uda_eval import evaluate, predict_last_frames
 from uda_loader import default_workers, loader
 from uda_optim import autocast, build_optimizer, build_schedule, grad_scaler
 
-from dastc.data.rare_class_sampling import RareClassSampler
+from dastc.data.rare_class_sampling import RareClassSampler, class_pixel_counts
 from dastc.methods import METHODS, Method
 
 
@@ -89,29 +89,38 @@ class Run:
             n_s, cfg.batch, cfg.seed * 2 + 1, self.rank, self.world
         )
         if cfg.rcs > 0:  # rare class sampling of the source clips (DAFormer's RCS)
+            counts = self._class_counts(stats_dir)
+            min_pixels = cfg.rcs_min_pixels
+            if min_pixels is None:  # DAFormer: 3000 pixels of a 1914x1052 GTA5 label map
+                min_pixels = round(self.src_ds[0]["label"].numel() * 3000 / (1914 * 1052))
+            sampler = RareClassSampler(counts, temperature=cfg.rcs, min_pixels=min_pixels)
             self.order_src = RareClassOrder(
-                self._rcs_sampler(stats_dir), cfg.batch, cfg.seed * 2 + 1, self.rank, self.world
+                sampler, cfg.batch, cfg.seed * 2 + 1, self.rank, self.world
             )
+            guard = getattr(self.method, "guard", None)
+            if guard is not None:  # the batches over-show rare classes: the dataset's shares
+                guard.set_prior(counts.sum(0))
         self.order_tgt = EpochOrder(n_t, cfg.batch, cfg.seed * 2 + 2, self.rank, self.world)
         self.history: dict[str, list[list[Any]]] = {}  # name -> [[iteration, value], ...]
         self.evals: list[dict[str, Any]] = []
 
-    def _rcs_sampler(self, stats_dir: Path | None) -> RareClassSampler:
-        """The sampler over the source clips' class statistics, computed once (progress
-        bar) and cached in ``stats_dir`` (rank 0 writes it)."""
-        cfg = self.cfg
-        min_pixels = cfg.rcs_min_pixels
-        if min_pixels is None:  # DAFormer: 3000 pixels of a 1914x1052 GTA5 label map
-            min_pixels = round(self.src_ds[0]["label"].numel() * 3000 / (1914 * 1052))
+    def _class_counts(self, stats_dir: Path | None) -> Tensor:
+        """The source clips' class pixel counts ``(N, K)``, computed once (progress bar)
+        and cached in ``stats_dir``: under DDP rank 0 computes and writes the file, the
+        others read it after a barrier."""
         cache = None
-        if stats_dir is not None and self.rank == 0:  # named by the data it counts
-            spec = json.dumps(asdict(cfg.data), sort_keys=True, default=str)
+        if stats_dir is not None:  # named by the data it counts
+            spec = json.dumps(asdict(self.cfg.data), sort_keys=True, default=str)
             digest = hashlib.sha1(spec.encode()).hexdigest()[:10]
             cache = stats_dir / f"rcs_class_stats_{digest}.json"
-        return RareClassSampler.from_dataset(
-            self.src_ds, self.K, cache=cache, progress=self.rank == 0,
-            temperature=cfg.rcs, min_pixels=min_pixels,
-        )  # fmt: skip
+        counts = None
+        if self.rank == 0:
+            counts = class_pixel_counts(self.src_ds, self.K, cache=cache)
+        if self.world > 1:
+            dist.barrier()
+        if counts is None:
+            counts = class_pixel_counts(self.src_ds, self.K, cache=cache, progress=False)
+        return counts
 
     def evaluate(
         self, teacher: bool = False, max_batches: int | None = None

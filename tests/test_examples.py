@@ -297,6 +297,8 @@ def test_image_recipe_options_train_and_report(tmp_path):
     assert len(stats) == 1
     assert len(json.loads(stats[0].read_text())["counts"]) == 4  # --train-clips 4
     assert "mic=" in (out / "log.txt").read_text()  # the MIC term was trained and logged
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ck["method"]["guard._extra_state"]["fixed_prior"]  # the dataset's shares, not RCS's
     # other data (another seed renders other clips): another statistics file
     main(["--out", str(out), *TINY, *extra, "--seed", "1"])
     assert len(list(out.glob("rcs_class_stats_*.json"))) == 2

@@ -20,7 +20,10 @@ This module splits that into three blocks usable with any ``DataLoader``:
 Differences from DAFormer: a class that appears in the data but has no item with
 more than ``min_pixels`` pixels of it is left out of the draw with a warning (the
 remaining probabilities are renormalised) where DAFormer stops on an ``assert``;
-the draw uses a ``torch.Generator`` instead of NumPy's global random state.
+the draw uses a ``torch.Generator`` instead of NumPy's global random state. DAFormer
+also re-draws the random crop of a drawn item up to 10 times until it holds more than
+half of ``min_pixels`` of the drawn class; a sampler cannot see the crop, so that retry
+is the crop's business (dastc's example crops after sampling, without it).
 
 Cache file format (``cache=`` of :func:`class_pixel_counts`), plain JSON readable
 without dastc (``json.load``)::

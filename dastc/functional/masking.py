@@ -126,7 +126,10 @@ def mask_clip(clip: Tensor, mask: Tensor) -> Tensor:
     """Zero the masked pixels of a clip: ``clip * mask`` over the channels.
 
     The public MIC code's ``imgs * input_mask``; differentiable in ``clip`` (the
-    gradient is ``mask`` broadcast over the channels).
+    gradient is ``mask`` broadcast over the channels). MIC masks mean-subtracted
+    images, so its masked pixels are the mean colour; on dastc's clips in
+    ``[0, 1]`` they are black. Normalise first (or mask the normalised input
+    inside your model) to have MIC's mean colour.
 
     Args:
         clip: float ``(B, T, C, H, W)`` clips or ``(B, C, H, W)`` images.

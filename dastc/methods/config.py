@@ -141,7 +141,9 @@ class MethodConfig:
         0.1, "warm guard: a class vanished below this fraction of its source share"
     )
     warm_guard_max: int = _knob(300, "warm guard: most extra warm-start iterations")
-    warm_guard_every: int = _knob(25, "warm guard: iterations between checks while extending")
+    warm_guard_every: int = _knob(
+        25, "warm guard: iterations per check (the teacher's labels of that many target batches)"
+    )
     seed: int = field(default=0)  # the mixing generator's seed
     ignore_index: int = field(default=255)
 
@@ -206,6 +208,11 @@ class MethodConfig:
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= lo):
                 raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+        if self.warm_guard != "off" and self.adapt_start < 1:
+            raise ValueError(
+                f"warm_guard: {self.warm_guard!r} needs a warm start to guard "
+                f"(adapt_start >= 1), got adapt_start={self.adapt_start}"
+            )
         if not (isinstance(self.mic_ratio, (int, float)) and 0 <= self.mic_ratio < 1):
             raise ValueError(f"mic_ratio: expected a number in [0, 1), got {self.mic_ratio!r}")
         if any(k < 0 for k in self.rare_classes):

@@ -179,13 +179,16 @@ class DASTC(Method):
         fs, ft = self._flows(source, target)
         B = xs.shape[0]
         warm = self.iteration < cfg.adapt_start  # warm start: the teacher must be decent first
-        if not warm and self.guard is not None and not self.guard.done:
+        guarding = self.guard is not None and not self.guard.done
+        if guarding:  # the guard may extend the warm start (it counts the teacher's labels)
+            assert self.guard is not None
+            self._remember(self.guard)
             warm = self.guard.step(
                 self.iteration - cfg.adapt_start, lambda: self._teacher_labels(xt, ft)
             )
         if warm:
-            if self.guard is not None:
-                self._remember(self.guard)
+            if guarding:
+                assert self.guard is not None
                 self.guard.observe_source(ys)
             loss = self._ce(self.net(xs, fs), ys)
             logs["src"] = loss.detach()

@@ -32,7 +32,8 @@ opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
 for step, (s, t) in enumerate(zip(src_loader, tgt_loader, strict=True)):
     xs, ys, xt = s["clip"], s["label"], t["clip"]
     loss = weighted_cross_entropy(model(xs), ys)
-    warm = step < WARM or guard.step(step - WARM, lambda x=xt: teacher.pseudo_label(x).label)
+    # True during the warm start (steps < WARM) and while the guard extends it
+    warm = guard.step(step - WARM, lambda x=xt: teacher.pseudo_label(x).label)
     if warm:  # source only; the guard learns the source class shares
         guard.observe_source(ys)
     else:  # masked image consistency: the masked clip learns the whole clip's labels
