@@ -107,9 +107,9 @@ def plot(summary: dict[str, dict[str, Any]], path: Path, title: str) -> None:
                label=f"{g} ({s['miou'][0]:.1f})")  # fmt: skip
     ax.set_xticks(range(len(classes)), classes, rotation=30)
     ax.set_ylabel("IoU (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 112)  # room for the legend above the bars
     ax.set_title(title)
-    ax.legend(fontsize=8, ncol=min(len(labels), 4))
+    ax.legend(fontsize=8, ncol=min(len(labels), 4), loc="upper center")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
