@@ -185,3 +185,25 @@ def test_train_throughput_runs_on_a_small_standin(tmp_path: Path) -> None:
     assert [(r["method"], r["workers"]) for r in rows] == [("dastc", 0), ("dastc", 1)]
     for r in rows:
         assert r["it_per_s"] > 0 and 0 <= r["wait_share"] <= 1 and r["peak_mib"] > 0
+
+
+@pytest.mark.slow
+def test_the_whole_step_breaks_only_at_generator_draws() -> None:
+    """Every graph break of a DASTC step is a random draw with an explicit generator
+    (documented in docs/benchmarks.md); a break anywhere else is new and fails here."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import graph_breaks
+    finally:
+        sys.path.remove(str(BENCH))
+    from dastc import value_checks
+    from dastc.methods import MethodConfig
+
+    with value_checks(False):
+        graphs, breaks, where = graph_breaks.explain(MethodConfig(adapt_start=0, mic=True))
+    assert graphs == breaks + 1 and breaks > 0
+    assert where, "breaks without a reported reason"
+    for line in where:
+        assert line.startswith(("dastc/functional/class_mix.py", "dastc/functional/augment.py",
+                                "dastc/functional/masking.py")), line  # fmt: skip
+        assert "Failed to convert args/kwargs to proxy" in line, line
