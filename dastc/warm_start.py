@@ -73,7 +73,8 @@ class WarmStartGuard(nn.Module):
         action: ``"extend"`` or ``"warn"``.
         max_extension: at most this many extra warm-start iterations (``extend``).
         every: iterations per check window (at least 1).
-        process_group, sync: as :class:`~dastc.ClassBalance`.
+        process_group: the group to sum the counts over (default: the world).
+        sync: sum over processes when a process group is initialised.
 
     State (``state_dict``): the source and windowed target class counts,
     float64 ``(K,)`` each, and as extra state the iterations added so far,
