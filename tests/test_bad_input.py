@@ -23,6 +23,7 @@ from torch import Tensor, nn
 import dastc
 from dastc import (
     BidirectionalClipMix,
+    BlockMasking,
     ClassBalance,
     ConfusionMatrix,
     DistributionAlignment,
@@ -31,6 +32,7 @@ from dastc import (
     Prototypes,
     ShallowFeatureMix,
     SpatioTemporalPrototypeAggregator,
+    WarmStartGuard,
     confusion_matrix,
     iou_from_confusion,
     mean_iou,
@@ -44,6 +46,7 @@ from dastc.functional import (
     align_distribution,
     apply_clip_transform,
     bidirectional_clip_mix,
+    block_mask,
     class_balanced_scores,
     class_confidence_stats,
     class_distribution_stats,
@@ -55,6 +58,7 @@ from dastc.functional import (
     frame_mean_prototypes,
     frame_reliability,
     hue_rotation,
+    mask_clip,
     occlusion_mask,
     prototype_infonce,
     prototype_mmd,
@@ -65,6 +69,7 @@ from dastc.functional import (
     shallow_feature_mix,
     strong_augment,
     temporal_pseudo_label,
+    vanished_classes,
     warp,
     weighted_cross_entropy,
 )
@@ -309,6 +314,34 @@ def apply_tf_kw(**kw: Any) -> Kwargs:
 
 def draw_tf_kw(**kw: Any) -> Kwargs:
     return {"batch": B, "in_size": (H, W), "out_size": (3, 3), "generator": _g(), **kw}
+
+
+def block_kw(**kw: Any) -> Kwargs:
+    return {"shape": (B, T, H, W), "patch_size": 2, "ratio": 0.5, "generator": _g(), **kw}
+
+
+def mask_clip_kw(**kw: Any) -> Kwargs:
+    return {"clip": clip(B, T), "mask": torch.ones(B, T, H, W, dtype=torch.bool), **kw}
+
+
+def block_masking_module(**kw: Any) -> Tensor:
+    return BlockMasking(patch_size=2)(**kw)
+
+
+def vanished_kw(**kw: Any) -> Kwargs:
+    return {"pseudo_share": torch.full((K,), 1 / K), "prior": torch.full((K,), 1 / K), **kw}
+
+
+def guard_observe_target(**kw: Any) -> None:
+    WarmStartGuard(K).observe_target(**kw)
+
+
+def guard_observe_source(**kw: Any) -> None:
+    WarmStartGuard(K).observe_source(**kw)
+
+
+def guard_set_prior(**kw: Any) -> None:
+    WarmStartGuard(K).set_prior(**kw)
 
 
 CASES: list[Case] = [
@@ -882,6 +915,70 @@ CASES: list[Case] = [
          lambda: apply_tf_kw(x=labels(B, T) > 0, fill=2), ValueError, "fill"),
     Case("apply_clip_transform-fill-str", apply_clip_transform,
          lambda: apply_tf_kw(fill="ignore"), TypeError, "fill"),
+    # --- masked image consistency ---------------------------------------------------
+    Case("block_mask-shape-3", block_mask,
+         lambda: block_kw(shape=(B, H, W)), ValueError, "shape"),
+    Case("block_mask-shape-0", block_mask,
+         lambda: block_kw(shape=(B, 0, H, W)), ValueError, "shape"),
+    Case("block_mask-patch_size-0", block_mask,
+         lambda: block_kw(patch_size=0), ValueError, "patch_size"),
+    Case("block_mask-patch_size-float", block_mask,
+         lambda: block_kw(patch_size=2.5), ValueError, "patch_size"),
+    Case("block_mask-ratio-1", block_mask,
+         lambda: block_kw(ratio=1.0), ValueError, "ratio"),
+    Case("block_mask-ratio-negative", block_mask,
+         lambda: block_kw(ratio=-0.1), ValueError, "ratio"),
+    Case("block_mask-generator-device", block_mask,
+         lambda: block_kw(device="meta"), ValueError, "generator"),
+    Case("mask_clip-clip-long", mask_clip,
+         lambda: mask_clip_kw(clip=torch.ones(B, T, C, H, W, dtype=torch.long)),
+         TypeError, "clip"),
+    Case("mask_clip-mask-float", mask_clip,
+         lambda: mask_clip_kw(mask=torch.ones(B, T, H, W)), TypeError, "mask"),
+    Case("mask_clip-mask-T", mask_clip,
+         lambda: mask_clip_kw(mask=torch.ones(B, T + 1, H, W, dtype=torch.bool)),
+         ValueError, "mask"),
+    Case("mask_clip-mask-device", mask_clip,
+         lambda: mask_clip_kw(mask=meta(torch.ones(B, T, H, W, dtype=torch.bool))),
+         ValueError, "mask"),
+    Case("BlockMasking-patch_size-0", BlockMasking,
+         lambda: dict(patch_size=0), ValueError, "patch_size"),
+    Case("BlockMasking-ratio-gt1", BlockMasking,
+         lambda: dict(ratio=1.5), ValueError, "ratio"),
+    Case("BlockMasking-per_frame-int", BlockMasking,
+         lambda: dict(per_frame=1), TypeError, "per_frame"),
+    Case("BlockMasking-clip-rank3", block_masking_module,
+         lambda: dict(clip=torch.rand(C, H, W)), ValueError, "clip"),
+    Case("BlockMasking-clip-long", block_masking_module,
+         lambda: dict(clip=torch.ones(B, T, C, H, W, dtype=torch.long)), TypeError, "clip"),
+    # --- warm-start guard --------------------------------------------------------------
+    Case("vanished_classes-pseudo_share-K", vanished_classes,
+         lambda: vanished_kw(pseudo_share=torch.ones(K + 1)), ValueError, "pseudo_share"),
+    Case("vanished_classes-pseudo_share-long", vanished_classes,
+         lambda: vanished_kw(pseudo_share=torch.ones(K, dtype=torch.long)),
+         TypeError, "pseudo_share"),
+    Case("vanished_classes-pseudo_share-2d", vanished_classes,
+         lambda: vanished_kw(pseudo_share=torch.ones(1, K)), ValueError, "pseudo_share"),
+    Case("vanished_classes-prior-device", vanished_classes,
+         lambda: vanished_kw(prior=meta(torch.ones(K))), ValueError, "prior"),
+    Case("vanished_classes-floor-gt1", vanished_classes,
+         lambda: vanished_kw(floor=2.0), ValueError, "floor"),
+    Case("WarmStartGuard-num_classes-0", WarmStartGuard,
+         lambda: dict(num_classes=0), ValueError, "num_classes"),
+    Case("WarmStartGuard-action", WarmStartGuard,
+         lambda: dict(num_classes=K, action="rebalance"), ValueError, "action"),
+    Case("WarmStartGuard-every-0", WarmStartGuard,
+         lambda: dict(num_classes=K, every=0), ValueError, "every"),
+    Case("WarmStartGuard-max_extension-negative", WarmStartGuard,
+         lambda: dict(num_classes=K, max_extension=-1), ValueError, "max_extension"),
+    Case("WarmStartGuard-pseudo_labels-float", guard_observe_target,
+         lambda: dict(pseudo_labels=torch.zeros(B, H, W)), TypeError, "pseudo_labels"),
+    Case("WarmStartGuard-labels-int32", guard_observe_source,
+         lambda: dict(labels=torch.zeros(B, H, W, dtype=torch.int32)), TypeError, "labels"),
+    Case("WarmStartGuard-counts-K", guard_set_prior,
+         lambda: dict(counts=torch.ones(K + 1)), ValueError, "counts"),
+    Case("WarmStartGuard-counts-negative", guard_set_prior,
+         lambda: dict(counts=torch.tensor([1.0, -1.0, 1.0])), ValueError, "counts"),
     Case("VIPER-root-missing", viper, lambda: {}, FileNotFoundError, "root",
          match=r"no such directory \(expected the VIPER root"),
 ]  # fmt: skip
@@ -911,6 +1008,8 @@ def test_matrix_is_well_formed() -> None:
         "viper": "VIPER",
         "class_balance_module": "ClassBalance",
         "dist_align_module": "DistributionAlignment",
+        "block_masking_module": "BlockMasking",
+        "guard_observe_target": "WarmStartGuard",
     }
     covered |= {adapters[n] for n in covered if n in adapters}
     not_callable_with_tensors = {
