@@ -85,11 +85,15 @@ def upsample_logits(
     return _upsample(logits, size_, _check_align_corners(align_corners))
 
 
-def _check_pair(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int) -> None:
+def _check_pair_shapes(pred: Tensor, target: Tensor) -> None:
     V.check_long(target, "target", _LABEL_LAYOUTS)
     V.check_long(pred, "pred", _LABEL_LAYOUTS)
     V.check_same_shape(target, "target", pred, "pred")
     V.check_same_device(("target", target), ("pred", pred))
+
+
+def _check_pair_values(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int) -> None:
+    """The plain value checks (labels first, then predictions); raise on a bad value."""
     V.check_labels(target, "target", num_classes, ignore_index)
     # A prediction is a class id; it may not be ignore_index.
     if V.value_checks_enabled() and pred.numel() > 0:
@@ -101,6 +105,38 @@ def _check_pair(pred: Tensor, target: Tensor, num_classes: int, ignore_index: in
             f"pred: expected class ids in [0, {num_classes}), "
             f"got {torch.unique(pred[bad])[:8].tolist()}"
         )
+
+
+def _checked_confusion(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int) -> Tensor:
+    """:func:`_confusion` with the value checks of :func:`_check_pair_values`, at the cost of
+    one read of ``pred``.
+
+    With every prediction in ``[0, K)``, the bin ``target * (K + 1) + pred`` of a
+    pixel that is not ignored lies in ``[0, K * (K + 1))`` exactly when its label
+    lies in ``[0, K)`` (:func:`_bins`). So the labels are checked by the range of
+    the bins, which the counting reads anyway (CPU ``bincount`` refuses negative
+    values and sizes its output by the largest). A bad value sends the call to the
+    plain checks, which raise the same messages as before.
+    """
+    if not V.value_checks_enabled() or pred.numel() == 0:
+        return _confusion(pred, target, num_classes, ignore_index)
+    K = num_classes
+    lo, hi = torch.aminmax(pred)
+    if bool((lo >= 0) & (hi < K)):
+        idx = _bins(pred, target, K, ignore_index, clamp=True)
+        if idx.device.type == "cpu":
+            try:
+                counts = torch.bincount(idx)
+            except RuntimeError:  # a negative bin: a negative label
+                counts = None
+            if counts is not None and counts.numel() <= K * (K + 1):
+                return _pad(counts, K)
+        else:
+            b_lo, b_hi = torch.aminmax(idx)
+            if bool((b_lo >= 0) & (b_hi < K * (K + 1))):
+                return _count(idx, K)
+    _check_pair_values(pred, target, K, ignore_index)
+    raise AssertionError("unreachable: a bad value passed the plain checks")  # pragma: no cover
 
 
 def confusion_matrix(
@@ -133,22 +169,49 @@ def confusion_matrix(
     """
     K = V.check_num_classes(num_classes)
     V.check_ignore_index(ignore_index, K)
-    _check_pair(pred, target, K, ignore_index)
-    return _confusion(pred, target, K, ignore_index)
+    _check_pair_shapes(pred, target)
+    return _checked_confusion(pred, target, K, ignore_index)
+
+
+def _bins(pred: Tensor, target: Tensor, K: int, ignore_index: int, clamp: bool = False) -> Tensor:
+    """long ``(N,)``: bin ``target * (K + 1) + pred`` per pixel, bin ``K`` where ignored.
+
+    The bins of a ``(K, K + 1)`` matrix whose last column is unused by labelled
+    pixels: ignored pixels go to bin ``K`` (row 0, last column), which no label in
+    any row can reach with ``pred`` in ``[0, K)``, so no boolean indexing (a host
+    sync) is needed, and a label outside ``[0, K)`` gives a bin outside
+    ``[0, K * (K + 1))``. ``clamp`` first clamps the labels to ``[-1, K]``, which
+    keeps that property and bounds the bins of any label value.
+    """
+    if clamp:
+        idx = target.clamp(-1, K)
+        idx *= K + 1
+    else:
+        idx = target * (K + 1)
+    idx += pred
+    idx.masked_fill_(target == ignore_index, K)
+    return idx.reshape(-1)
+
+
+def _pad(counts: Tensor, K: int) -> Tensor:
+    """The ``(K, K)`` matrix from the counts of the bins ``0 .. < K * (K + 1)``."""
+    n = K * (K + 1)
+    if counts.numel() < n:
+        counts = torch.cat([counts, counts.new_zeros(n - counts.numel())])
+    return counts[:n].reshape(K, K + 1)[:, :K].contiguous()
+
+
+def _count(idx: Tensor, K: int) -> Tensor:
+    if idx.device.type == "cpu":
+        return _pad(torch.bincount(idx, minlength=K * (K + 1)), K)
+    # bincount on accelerators reads the max on the host; scatter does not
+    counts = torch.zeros(K * (K + 1), dtype=torch.long, device=idx.device)
+    counts.index_add_(0, idx, torch.ones_like(idx))
+    return _pad(counts, K)
 
 
 def _confusion(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int) -> Tensor:
-    K = num_classes
-    valid = target != ignore_index
-    # Ignored pixels go to an overflow bin K*K that is dropped, so no boolean
-    # indexing (a host sync) is needed.
-    idx = torch.where(valid, target * K + pred, K * K).reshape(-1)
-    if idx.device.type == "cpu":
-        counts = torch.bincount(idx, minlength=K * K + 1)
-    else:  # bincount on accelerators reads the max on the host; scatter does not
-        counts = torch.zeros(K * K + 1, dtype=torch.long, device=idx.device)
-        counts.index_add_(0, idx, torch.ones_like(idx))
-    return counts[: K * K].reshape(K, K)
+    return _count(_bins(pred, target, num_classes, ignore_index), num_classes)
 
 
 def iou_from_confusion(cm: Tensor, exclude: Sequence[int] = ()) -> tuple[Tensor, Tensor]:
@@ -277,13 +340,12 @@ class ConfusionMatrix:
             ValueError: shapes differ or a value is out of range.
             TypeError: a dtype is not ``torch.long``.
         """
-        _check_pair(pred, target, self.num_classes, self.ignore_index)
+        _check_pair_shapes(pred, target)
+        counts = _checked_confusion(pred, target, self.num_classes, self.ignore_index)
         if not self._placed:
             self.matrix = self.matrix.to(target.device)
             self._placed = True
-        self.matrix += _confusion(pred, target, self.num_classes, self.ignore_index).to(
-            self.matrix.device
-        )
+        self.matrix += counts.to(self.matrix.device)
 
     def update_from_logits(
         self, logits: Tensor, target: Tensor, *, align_corners: bool = False

@@ -117,6 +117,73 @@ def test_bad_input():
         iou_from_confusion(torch.zeros(3, 4))
 
 
+def _plain_checks(pred: torch.Tensor, target: torch.Tensor, k: int, ignore: int) -> str | None:
+    """The message the plain checks give (labels first, then predictions), or None."""
+    valid = target != ignore
+    bad_t = sorted({v for v in target[valid].tolist() if not 0 <= v < k})
+    if bad_t:
+        return f"target: expected values in [0, {k}) or ignore_index={ignore}, got {bad_t[:8]}"
+    bad_p = sorted({v for v in pred.reshape(-1).tolist() if not 0 <= v < k})
+    if bad_p:
+        return f"pred: expected class ids in [0, {k}), got {bad_p[:8]}"
+    return None
+
+
+@pytest.mark.parametrize("ignore", [255, -1, 5, 4])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "none", "label_k_pred_0", "label_k_pred_last", "label_minus_1", "label_minus_2",
+        "label_huge", "label_minus_huge", "label_int64_max", "pred_k", "pred_minus_1",
+        "pred_huge", "both", "all_ignored", "label_ignore_plus_1",
+    ],
+)  # fmt: skip
+def test_value_checks_fused_into_the_count_refuse_what_the_plain_checks_refuse(
+    bad: str, ignore: int
+) -> None:
+    """The checked count refuses exactly the inputs the plain checks refuse, with their
+    message, and otherwise equals the loop; including values whose bins would collide
+    with the ignored pixels' bin in a plain ``target * K + pred`` layout."""
+    k = 4
+    pred, target = random_pair(7, (2, 2, 5, 6), k)
+    target = target.masked_fill(target == 255, ignore)
+    big = 2**40
+    edits = {
+        "label_k_pred_0": [(target, (0, 0, 0, 0), k), (pred, (0, 0, 0, 0), 0)],
+        "label_k_pred_last": [(target, (1, 1, 2, 3), k), (pred, (1, 1, 2, 3), k - 1)],
+        "label_minus_1": [(target, (0, 1, 4, 5), -1), (pred, (0, 1, 4, 5), k - 1)],
+        "label_minus_2": [(target, (1, 0, 0, 0), -2)],
+        "label_huge": [(target, (1, 0, 3, 2), big)],
+        "label_minus_huge": [(target, (0, 0, 1, 1), -big)],
+        "label_int64_max": [(target, (0, 0, 2, 2), 2**63 - 1)],
+        "pred_k": [(pred, (1, 1, 1, 1), k)],
+        "pred_minus_1": [(pred, (0, 1, 0, 0), -1)],
+        "pred_huge": [(pred, (0, 0, 0, 1), big)],
+        "both": [(target, (0, 0, 0, 0), k + 3), (pred, (1, 1, 1, 1), -3)],
+        "label_ignore_plus_1": [(target, (0, 0, 4, 4), ignore + 1)],
+    }
+    for tensor, at, value in edits.get(bad, []):
+        tensor[at] = value
+    if bad == "all_ignored":
+        target.fill_(ignore)
+    want = _plain_checks(pred, target, k, ignore)
+    for call in (
+        lambda: confusion_matrix(pred, target, k, ignore),
+        lambda: ConfusionMatrix(k, ignore_index=ignore).update(pred, target),
+    ):
+        if want is None:
+            call()
+        else:
+            with pytest.raises(ValueError) as err:
+                call()
+            assert str(err.value).startswith(want.split(", got")[0])
+            assert want.split("got ")[1] in str(err.value)
+    if want is None:
+        assert confusion_matrix(pred, target, k, ignore).tolist() == reference_confusion(
+            pred, target, k, ignore
+        )
+
+
 def test_value_matches_torchmetrics():
     tm = pytest.importorskip("torchmetrics.classification")
     k = 5
