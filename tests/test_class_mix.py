@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import dastc
 from dastc import BidirectionalClipMix, ClipMixOutput
 from dastc.functional import bidirectional_clip_mix, sample_class_masks
 from dastc.functional.class_mix import _label_table, _present_classes
@@ -300,3 +301,55 @@ def test_value_partly_labelled_source_clip_pastes_only_labelled_frames():
     assert not out.s2t_mask[:, 0].any() and out.s2t_mask[:, 1:].any()
     assert torch.equal(out.s2t_clip[:, 0], xt[:, 0]) and torch.equal(out.s2t_label[:, 0], yt[:, 0])
     assert torch.equal(out.s2t_mask[:, 1:], ys[:, 1:] != 255)  # every labelled class drawn
+
+
+@pytest.mark.parametrize("ignore", [255, -1, K, 70000])
+@pytest.mark.parametrize("image", [False, True])
+@pytest.mark.parametrize(
+    "bad",
+    ["none", "src_k", "tgt_k", "src_minus_1", "tgt_minus_2", "src_below_table", "src_above_table",
+     "tgt_between", "both", "huge", "all_ignored"],
+)  # fmt: skip
+def test_value_label_check_on_the_class_table_refuses_what_the_plain_check_refuses(
+    bad: str, image: bool, ignore: int
+) -> None:
+    """On CPU the clip mix checks the labels from its per-clip class tables; it refuses
+    exactly what the plain check (labels first, then target; a loop here) refuses,
+    with its message, before any draw, and otherwise mixes as before."""
+    xs, ys, xt, yt, wt = make_batch(11, image=image)
+    ys, yt = ys.masked_fill(ys == 255, ignore), yt.masked_fill(yt == 255, ignore)
+    at = (0, 1, 2) if image else (0, 1, 2, 3)
+    edits = {
+        "src_k": [(ys, K)], "tgt_k": [(yt, K)], "src_minus_1": [(ys, -1)],
+        "tgt_minus_2": [(yt, -2)], "src_below_table": [(ys, -70001)],
+        "src_above_table": [(ys, ignore + 1)], "tgt_between": [(yt, K + 2)],
+        "both": [(ys, K + 1), (yt, -5)], "huge": [(ys, 2**40)],
+    }  # fmt: skip
+    for tensor, value in edits.get(bad, []):
+        tensor[at] = value
+    if bad == "all_ignored":
+        ys.fill_(ignore)
+
+    def plain(labels: torch.Tensor, name: str) -> str | None:
+        vals = sorted({v for v in labels.reshape(-1).tolist() if not (0 <= v < K or v == ignore)})
+        if vals:
+            return f"{name}: expected values in [0, {K}) or ignore_index={ignore}, got {vals[:8]}"
+        return None
+
+    want = plain(ys, "src_label") or plain(yt, "tgt_label")
+    g = torch.Generator().manual_seed(3)
+    kw = {"num_classes": K, "ignore_index": ignore, "generator": g}
+    if want is not None:
+        with pytest.raises(ValueError) as err:
+            bidirectional_clip_mix(xs, ys, xt, yt, wt, **kw)
+        assert str(err.value).startswith(want)
+        assert err.value.__context__ is None  # no chained internal exception
+        assert torch.equal(g.get_state(), torch.Generator().manual_seed(3).get_state())
+        return
+    got = bidirectional_clip_mix(xs, ys, xt, yt, wt, **kw)
+    with dastc.value_checks(False):
+        ref = bidirectional_clip_mix(
+            xs, ys, xt, yt, wt, **{**kw, "generator": torch.Generator().manual_seed(3)}
+        )
+    for a, b in zip(got, ref, strict=True):
+        assert (a is None and b is None) or torch.equal(a, b)

@@ -87,11 +87,56 @@ def _present_classes(table: _LabelTable, num_classes: int) -> Tensor:
     The counts are float32: adding ones never brings a positive count back to 0,
     so ``count > 0`` is exact however many pixels a clip has.
     """
+    return _table_counts(table)[:, table.first : table.first + num_classes] > 0
+
+
+def _table_counts(table: _LabelTable) -> Tensor:
+    """float32 ``(B, width)``: pixels per column of the per-clip class table."""
     B, n = table.columns.shape
     counts = torch.zeros(B, table.width, dtype=torch.float32, device=table.columns.device)
     ones = torch.ones((), dtype=torch.float32, device=table.columns.device).expand(B, n)
-    counts.scatter_add_(1, table.columns, ones)
-    return counts[:, table.first : table.first + num_classes] > 0
+    return counts.scatter_add_(1, table.columns, ones)
+
+
+def _checked_present_classes(
+    labels: Tensor, name: str, num_classes: int, ignore_index: int
+) -> tuple[_LabelTable, Tensor]:
+    """``(table, present)`` of :func:`_class_masks`, with the label check of
+    :func:`dastc._validate.check_labels` read from the class table instead of the labels.
+
+    CPU only, for an ``ignore_index`` whose table holds the raw labels: a value
+    beyond the table makes ``scatter_add_`` raise, a value inside it but neither a
+    class nor ``ignore_index`` leaves a count in a column that must stay empty.
+    Either raises :class:`_BadLabels`; the caller then runs the plain check, which
+    raises its usual message.
+    """
+    table = _label_table(labels, num_classes, ignore_index)
+    try:
+        counts = _table_counts(table)
+    except RuntimeError:  # index out of the table: a value below or above it
+        counts = None
+    if counts is not None:
+        present = counts[:, table.first : table.first + num_classes] > 0
+        stray = counts > 0  # exact: a count of ones never rounds back to 0
+        stray[:, table.first : table.first + num_classes] = False
+        stray[:, table.first + ignore_index] = False  # the ignore column
+        if not bool(stray.any()):
+            return table, present
+    raise _BadLabels(name)
+
+
+class _BadLabels(Exception):
+    """A label map failed the check of :func:`_checked_present_classes` (its name in args)."""
+
+
+def _fused_label_check(labels: Tensor, num_classes: int, ignore_index: int) -> bool:
+    """Whether :func:`_checked_present_classes` can check ``labels`` (value checks on, CPU,
+    an ``ignore_index`` whose table holds the raw labels)."""
+    return (
+        V.value_checks_enabled()
+        and labels.device.type == "cpu"
+        and -_MAX_TABLE_EXTRA < ignore_index < num_classes + _MAX_TABLE_EXTRA
+    )
 
 
 def _draw(
@@ -212,10 +257,17 @@ def _class_masks(
     always: Tensor | None,
     exclude: Tensor | None,
     class_count: int | None = None,
+    presence: tuple[_LabelTable, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(mask, chosen, drawn)``: ``drawn`` the random draw, ``chosen`` it plus ``always``."""
-    table = _label_table(labels, num_classes, ignore_index)
-    present = _present_classes(table, num_classes)
+    """``(mask, chosen, drawn)``: ``drawn`` the random draw, ``chosen`` it plus ``always``.
+
+    ``presence`` is the ``(table, present)`` pair when already computed (and checked).
+    """
+    if presence is None:
+        table = _label_table(labels, num_classes, ignore_index)
+        present = _present_classes(table, num_classes)
+    else:
+        table, present = presence
     if exclude is not None:
         present = present & ~exclude
     drawn = _draw(present, class_fraction, generator, class_count)
@@ -326,8 +378,11 @@ def bidirectional_clip_mix(
         )
     rare = _check_class_set(rare_classes, "rare_classes", K, None, src_label.device)
     count = _check_class_count(class_count)
-    V.check_labels(src_label, "src_label", K, ignore_index)
-    V.check_labels(tgt_label, "tgt_label", K, ignore_index)
+    # On CPU the label check reads the per-clip class tables the mix counts anyway.
+    fused = _fused_label_check(src_label, K, ignore_index)
+    if not fused:
+        V.check_labels(src_label, "src_label", K, ignore_index)
+        V.check_labels(tgt_label, "tgt_label", K, ignore_index)
 
     was_image = src_clip.dim() == 4
     xs, xt = as_clip(src_clip, 5), as_clip(tgt_clip, 5)
@@ -337,25 +392,34 @@ def bidirectional_clip_mix(
     fs = None if src_flow is None else as_clip(src_flow, 5)
     ft = None if tgt_flow is None else as_clip(tgt_flow, 5)
 
-    out = _mix(
-        xs,
-        ys,
-        xt,
-        yt,
-        w,
-        K,
-        ignore_index,
-        cf,
-        generator,
-        fs,
-        ft,
-        conf,
-        thr,
-        rare,
-        exclude_s2t_classes,
-        count,
-        rare_t2s,
-    )
+    bad_labels = False
+    try:
+        out = _mix(
+            xs,
+            ys,
+            xt,
+            yt,
+            w,
+            K,
+            ignore_index,
+            cf,
+            generator,
+            fs,
+            ft,
+            conf,
+            thr,
+            rare,
+            exclude_s2t_classes,
+            count,
+            rare_t2s,
+            fused,
+        )
+    except _BadLabels:
+        bad_labels = True
+    if bad_labels:  # the plain checks, outside the handler: their message, no chained error
+        V.check_labels(src_label, "src_label", K, ignore_index)
+        V.check_labels(tgt_label, "tgt_label", K, ignore_index)
+        raise AssertionError("unreachable: a bad label passed the plain check")
     if not was_image:
         return out
     return ClipMixOutput(
@@ -434,11 +498,21 @@ def _mix(
     exclude_s2t: bool,
     class_count: int | None = None,
     rare_t2s: bool = True,
+    check_labels: bool = False,
 ) -> ClipMixOutput:
-    """Mixing on clip-rank tensors with validated arguments (the compiled core)."""
+    """Mixing on clip-rank tensors with validated arguments (the compiled core).
+
+    ``check_labels`` checks both label maps from their class tables before any
+    draw (:func:`_checked_present_classes`; a host sync each).
+    """
+    src_presence = tgt_presence = None
+    if check_labels:
+        src_presence = _checked_present_classes(ys, "src_label", num_classes, ignore_index)
+        tgt_presence = _checked_present_classes(yt, "tgt_label", num_classes, ignore_index)
     s2t_mask, _, s2t_drawn = _class_masks(
-        ys, num_classes, ignore_index, class_fraction, generator, rare, None, class_count
-    )
+        ys, num_classes, ignore_index, class_fraction, generator, rare, None, class_count,
+        src_presence,
+    )  # fmt: skip
     t2s_mask, _, _ = _class_masks(
         yt,
         num_classes,
@@ -448,6 +522,7 @@ def _mix(
         rare if rare_t2s else None,
         s2t_drawn if exclude_s2t else None,
         class_count,
+        tgt_presence,
     )
     if paste_threshold is not None and conf is not None:
         t2s_mask = t2s_mask & (conf > paste_threshold)
