@@ -6,10 +6,14 @@ with the feature mix, prototypes, the losses) of a small two-stage model, value
 checks off, and prints the number of graphs and breaks and each break's reason
 with the dastc line where it happened, grouped::
 
-    python benchmarks/graph_breaks.py            # DASTC's default config
-    python benchmarks/graph_breaks.py --mic      # with masked image consistency
+    python benchmarks/graph_breaks.py                  # DASTC's default config
+    python benchmarks/graph_breaks.py --mic            # with masked image consistency
+    python benchmarks/graph_breaks.py --draws global   # draws from torch's global generator
 
-A step compiles as one graph when it prints ``graph breaks: 0``.
+A step compiles as one graph when it prints ``graph breaks: 0``: with the
+method's own generator (the default, ``draws="generator"``) every draw breaks
+the graph, because dynamo does not trace ``torch.Generator`` arguments; with
+``MethodConfig(draws="global")`` the step is one graph.
 """
 
 from __future__ import annotations
@@ -48,9 +52,13 @@ def explain(config: MethodConfig) -> tuple[int, int, collections.Counter[str]]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mic", action="store_true", help="with masked image consistency")
+    p.add_argument(
+        "--draws", choices=("generator", "global"), default="generator",
+        help="MethodConfig.draws: the method's generator (default) or torch's global one",
+    )  # fmt: skip
     a = p.parse_args(argv)
     set_value_checks(False)
-    graphs, breaks, where = explain(MethodConfig(adapt_start=0, mic=a.mic))
+    graphs, breaks, where = explain(MethodConfig(adapt_start=0, mic=a.mic, draws=a.draws))
     print(f"graphs: {graphs}, graph breaks: {breaks}")
     for line, n in where.most_common():
         print(f"{n:3d} x {line}")

@@ -235,9 +235,13 @@ def _timers(method: DASTC, timer: _OpTimer) -> list[tuple[Any, str, Any]]:
 
 # ---------------------------------------------------------------- setup
 def _example_run(
-    device: torch.device, size: tuple[int, int, int, int, int], n_batches: int
+    device: torch.device,
+    size: tuple[int, int, int, int, int],
+    n_batches: int,
+    method_config: MethodConfig | None = None,
 ) -> tuple[DASTC, Callable[[dict[str, Tensor], dict[str, Tensor]], None], list[Any], int]:
-    """The example's student, method, optimiser and scheduler, its step, and batches."""
+    """The example's student, method, optimiser and scheduler, its step, and batches
+    (``method_config`` default: ``MethodConfig(adapt_start=0)``)."""
     if str(EXAMPLES) not in sys.path:
         sys.path.insert(0, str(EXAMPLES))
     from uda_config import Config, build_model
@@ -248,7 +252,7 @@ def _example_run(
     B, T, H, W, K = size
     if K != SyntheticDrivingClips.NUM_CLASSES:
         raise ValueError(f"size: K must be {SyntheticDrivingClips.NUM_CLASSES}, got {K}")
-    cfg = Config(batch=B, method_config=MethodConfig(adapt_start=0))
+    cfg = Config(batch=B, method_config=method_config or MethodConfig(adapt_start=0))
     torch.manual_seed(cfg.seed)
     student = build_model(cfg, K).to(device)
     decay = [p for p in student.parameters() if p.ndim > 1]

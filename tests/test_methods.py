@@ -183,6 +183,7 @@ def test_construction_bad_arguments() -> None:
         ("adapt_start", -1),
         ("adapt_start", 1.5),
         ("rare_classes", (2, -1)),
+        ("draws", "numpy"),
     ],
 )
 def test_bad_input_method_config(field: str, value: object) -> None:

@@ -93,6 +93,12 @@ class Method(nn.Module):
         self.last_mix: LastMix | None = None
         self._undo: list[tuple[Tensor, Tensor]] = []
 
+    @property
+    def draw_generator(self) -> torch.Generator | None:
+        """The generator the step's random draws come from: :attr:`generator`, or None
+        (torch's global generator) with ``config.draws == "global"``."""
+        return None if self.config.draws == "global" else self.generator
+
     # -- the contract -----------------------------------------------------------
     def _needs_two_stages(self, why: str) -> None:
         missing = [a for a in ("shallow", "deep") if not callable(getattr(self.student, a, None))]

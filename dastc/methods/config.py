@@ -145,6 +145,12 @@ class MethodConfig:
         25, "warm guard: iterations per check (the teacher's labels of that many target batches)"
     )
     seed: int = field(default=0)  # the mixing generator's seed
+    #: where the step's random draws (class mix, strong augmentation, MIC masks) come
+    #: from: ``"generator"``, the method's own generator seeded with ``seed`` (saved in
+    #: the state: bitwise resume; each draw breaks a ``torch.compile`` graph), or
+    #: ``"global"``, torch's global generator (``torch.compile`` of the whole step
+    #: gives one graph; compiled draws then come from inductor's generator)
+    draws: Literal["generator", "global"] = field(default="generator")
     ignore_index: int = field(default=255)
 
     def __post_init__(self) -> None:
@@ -188,6 +194,7 @@ class MethodConfig:
             "align_absent": ("skip", "zero"),
             "prototype_pooling": ("clip", "frame_mean"),
             "warm_guard": ("off", "extend", "warn"),
+            "draws": ("generator", "global"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

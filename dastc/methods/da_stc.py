@@ -174,10 +174,9 @@ class DASTC(Method):
         self, source: dict[str, Tensor], target: dict[str, Tensor], logs: dict[str, Tensor]
     ) -> Tensor:
         source, target = self._frames(source), self._frames(target)
-        cfg, K = self.config, self.num_classes
+        cfg = self.config
         xs, ys, xt = source["clip"], source["label"], target["clip"]
         fs, ft = self._flows(source, target)
-        B = xs.shape[0]
         warm = self.iteration < cfg.adapt_start  # warm start: the teacher must be decent first
         guarding = self.guard is not None and not self.guard.done
         if guarding:  # the guard may extend the warm start (it counts the teacher's labels)
@@ -193,6 +192,37 @@ class DASTC(Method):
             loss = self._ce(self.net(xs, fs), ys)
             logs["src"] = loss.detach()
             return loss
+        return self.adapt_loss(xs, ys, xt, fs, ft, logs)
+
+    def adapt_loss(
+        self,
+        xs: Tensor,
+        ys: Tensor,
+        xt: Tensor,
+        fs: Tensor | None,
+        ft: Tensor | None,
+        logs: dict[str, Tensor],
+    ) -> Tensor:
+        """The loss of an adapting step (after the warm start), which :meth:`loss` calls.
+
+        It reads no per-step Python state (the iteration, the warm-start guard), so
+        with ``MethodConfig(draws="global")`` ``torch.compile`` turns it into one
+        graph that later steps reuse: ``method.adapt_loss =
+        torch.compile(method.adapt_loss)``.
+
+        Args:
+            xs: float ``(B, T, C, H, W)`` source clips (frames as :meth:`loss` passes them).
+            ys: long ``(B, T, H, W)`` source labels.
+            xt: float ``(B, T, C, H, W)`` target clips.
+            fs: float ``(B, T, 2, H, W)`` source flows, or None for a per-frame student.
+            ft: float ``(B, T, 2, H, W)`` target flows, or None.
+            logs: dict the loss terms are logged into (detached scalars).
+
+        Returns:
+            The scalar loss.
+        """
+        cfg, K = self.config, self.num_classes
+        B = xs.shape[0]
         # 1. pseudo-labels from the EMA teacher
         with torch.no_grad():
             t_logits = self._check_logits(self.teacher.model(xt, ft)).float()
@@ -210,7 +240,7 @@ class DASTC(Method):
         # 2. sequence-level bidirectional mix (+ strong augmentation, same for every frame)
         mxs, mys, mfs = self._mix_source(xs, ys, fs)
         mix = self.mix(
-            mxs, mys, xt, pl.label, pl.weight, generator=self.generator, src_flow=mfs,
+            mxs, mys, xt, pl.label, pl.weight, generator=self.draw_generator, src_flow=mfs,
             tgt_flow=ft, tgt_confidence=pl.confidence if cfg.paste_threshold else None,
         )  # fmt: skip
         self.last_mix = LastMix(mxs, mys, xt, pl.label, mix)
@@ -226,18 +256,18 @@ class DASTC(Method):
             for d in dirs:
                 clip, lab, w, flow = parts[d]
                 if cfg.strong_aug:
-                    clip = strong_augment(clip, generator=self.generator, hue=cfg.hue_jitter)
+                    clip = strong_augment(clip, generator=self.draw_generator, hue=cfg.hue_jitter)
                 clips.append(clip)
                 flows.append(flow)
                 terms.append((d, lab, w))
         if cfg.mic:  # masked image consistency: the masked target clip, the whole clip's labels
             mic_clip = xt
             if cfg.strong_aug:
-                mic_clip = strong_augment(xt, generator=self.generator, hue=cfg.hue_jitter)
+                mic_clip = strong_augment(xt, generator=self.draw_generator, hue=cfg.hue_jitter)
             b, t, _, h, w = xt.shape
             mask = block_mask(
                 (b, t, h, w), cfg.mic_patch, cfg.mic_ratio, per_frame=cfg.mic_per_frame,
-                generator=self.generator, device=xt.device,
+                generator=self.draw_generator, device=xt.device,
             )  # fmt: skip
             clips.append(mask_clip(mic_clip, mask))
             flows.append(ft)
