@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dastc import _opaque
 from dastc._validate import (
     check_finite,
     check_float,
@@ -276,9 +277,12 @@ class _ClassSums(torch.autograd.Function):
             rows = torch.cat([grad_sums, grad_sums.new_zeros(1, channels)])  # (K + 1, C)
             grad_feats = grad_weights = None
             if ctx.needs_input_grad[0]:
-                table = rows.t().contiguous().unsqueeze(0).expand(frames, -1, -1)
-                picked = index.unsqueeze(1).expand(frames, channels, hw)
-                grad_feats = torch.gather(table, 2, picked)  # (N, C, hw)
+                if _opaque.compiling():  # the eager gather: inductor's is slower
+                    grad_feats = _opaque.gather_class_rows(rows.t().contiguous(), index)
+                else:
+                    table = rows.t().contiguous().unsqueeze(0).expand(frames, -1, -1)
+                    picked = index.unsqueeze(1).expand(frames, channels, hw)
+                    grad_feats = torch.gather(table, 2, picked)  # (N, C, hw)
                 if weights is not None:
                     grad_feats = grad_feats.mul_(weights.unsqueeze(1))
             if feats is not None and ctx.needs_input_grad[2]:

@@ -1,0 +1,122 @@
+"""The eager kernels that compiled graphs call as custom ops (``dastc/_opaque.py``):
+each op against the plain torch call it wraps, ``torch.library.opcheck`` (schema,
+fake shapes, autograd), and compiled dastc ops that call them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import dastc
+from dastc import _opaque
+from dastc.functional import bidirectional_clip_mix, class_prototypes, warp
+
+
+def _grid(n: int, h: int, w: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, h, w, 2, generator=g, dtype=torch.float64) * 2.4 - 1.2
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_grid_sample_op_equals_grid_sample_with_its_gradients(mode: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    grid = _grid(2, 4, 6, 1).requires_grad_(mode == "bilinear")
+    got = _opaque.grid_sample_zeros(x, grid, mode)
+    want = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    assert torch.equal(got, want)
+    up = torch.randn(got.shape, generator=g, dtype=torch.float64)
+    inputs = (x, grid) if mode == "bilinear" else (x,)
+    gg = torch.autograd.grad(got, inputs, up)
+    gw = torch.autograd.grad(want, inputs, up)
+    for a, b in zip(gg, gw, strict=True):
+        torch.testing.assert_close(a, b)
+    torch.library.opcheck(_opaque._grid_sample_zeros_op, (x, grid, mode))
+
+
+def test_gather_class_rows_is_the_pixel_loop() -> None:
+    g = torch.Generator().manual_seed(2)
+    table = torch.randn(4, 6, generator=g)  # (C, K + 1)
+    index = torch.randint(0, 6, (3, 10), generator=g)
+    got = _opaque.gather_class_rows(table, index)
+    for n in range(3):
+        for i in range(10):
+            assert torch.equal(got[n, :, i], table[:, index[n, i]])
+    torch.library.opcheck(_opaque._gather_class_rows_op, (table, index))
+
+
+def test_class_counts_and_lookup_are_the_loops() -> None:
+    g = torch.Generator().manual_seed(3)
+    columns = torch.randint(0, 7, (2, 50), generator=g)
+    counts = _opaque.class_counts(columns, 9)
+    assert counts.shape == (2, 9) and counts.dtype == torch.float32
+    for b in range(2):
+        for c in range(9):
+            assert counts[b, c] == (columns[b] == c).sum()
+    lookup = torch.rand(2, 9, generator=g) > 0.5
+    got = _opaque.lookup_columns(lookup, columns)
+    assert torch.equal(got, torch.stack([lookup[b][columns[b]] for b in range(2)]))
+    torch.library.opcheck(_opaque._class_counts_op, (columns, 9))
+    torch.library.opcheck(_opaque._lookup_columns_op, (lookup, columns))
+
+
+def _ops_in_graph(fn, *args):  # type: ignore[no-untyped-def]
+    """Names of the ``dastc::`` ops in the graphs dynamo captures of ``fn(*args)``."""
+    seen: set[str] = set()
+
+    def backend(gm, example_inputs):  # type: ignore[no-untyped-def]
+        for node in gm.graph.nodes:
+            if node.op == "call_function" and "dastc" in str(node.target):
+                seen.add(str(node.target))
+        return gm.forward
+
+    torch._dynamo.reset()
+    out = torch.compile(fn, backend=backend, fullgraph=True)(*args)
+    return seen, out
+
+
+def test_compiled_ops_call_the_eager_kernels() -> None:
+    """Under ``torch.compile`` warp, the clip mix and the prototypes call the custom ops,
+    and give the eager results."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 2, 3, 8, 8, generator=g)
+    flow = torch.randn(2, 2, 2, 8, 8, generator=g)
+    seen, out = _ops_in_graph(warp, x, flow)
+    assert any("grid_sample_zeros" in s for s in seen), seen
+    torch.testing.assert_close(out, warp(x, flow))
+
+    ys = torch.randint(0, 4, (2, 2, 8, 8), generator=g)
+    yt = torch.randint(0, 4, (2, 2, 8, 8), generator=g)
+
+    def mix(xs, ys, xt, yt):  # type: ignore[no-untyped-def]
+        return bidirectional_clip_mix(xs, ys, xt, yt, num_classes=4)
+
+    with dastc.value_checks(False):
+        seen, _ = _ops_in_graph(mix, x, ys, x.flip(0), yt)
+    assert any("class_counts" in s for s in seen) and any("lookup_columns" in s for s in seen)
+
+    feats = torch.randn(2, 2, 5, 8, 8, generator=g, requires_grad=True)
+
+    def protos(feats, labels):  # type: ignore[no-untyped-def]
+        return class_prototypes(feats, labels, 4).vectors.square().sum()
+
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    backward_ops: set[str] = set()
+
+    def record_backward(gm, example_inputs):  # type: ignore[no-untyped-def]
+        backward_ops.update(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+        return make_boxed_func(gm.forward)
+
+    backend = aot_autograd(
+        fw_compiler=lambda gm, _: make_boxed_func(gm.forward), bw_compiler=record_backward
+    )
+    with dastc.value_checks(False):
+        torch._dynamo.reset()
+        compiled = torch.compile(protos, backend=backend, fullgraph=True)
+        (got,) = torch.autograd.grad(compiled(feats, ys), feats)
+        (want,) = torch.autograd.grad(protos(feats, ys), feats)
+    torch.testing.assert_close(got, want)
+    assert any("gather_class_rows" in s for s in backward_ops), backward_ops
