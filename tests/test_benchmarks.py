@@ -207,3 +207,21 @@ def test_the_whole_step_breaks_only_at_generator_draws() -> None:
         assert line.startswith(("dastc/functional/class_mix.py", "dastc/functional/augment.py",
                                 "dastc/functional/masking.py")), line  # fmt: skip
         assert "Failed to convert args/kwargs to proxy" in line, line
+
+
+@pytest.mark.slow
+def test_compiled_step_benchmark_compiles_one_graph_once() -> None:
+    """``benchmarks/compiled_step.py`` on a small batch: the example's step traces as one
+    graph without breaks, and the timed compiled steps compile nothing new."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import compiled_step
+    finally:
+        sys.path.remove(str(BENCH))
+    rec = compiled_step.compiled_step_benchmark(
+        torch.device("cpu"), rounds=2, size=(2, 2, 32, 64, 9), log=lambda _: None
+    )
+    assert (rec["graphs"], rec["graph_breaks"]) == (1, 0)
+    assert rec["graphs_compiled_after_warmup"] == 0
+    assert rec["eager_ms"] > 0 and rec["compiled_ms"] > 0
+    assert rec["speedup"] == pytest.approx(rec["eager_ms"] / rec["compiled_ms"], rel=0.01)
