@@ -5,8 +5,9 @@ becomes per-pixel scalar loads, and the gathers of the prototype backward and th
 per-clip class tables of the clip mix become indirect loads and stores with a
 bounds check per vector. Under ``torch.compile`` dastc calls those kernels
 through the custom ops here instead, so the compiled graph runs the eager kernel
-(``torch.library.custom_op``, with a fake implementation for the shapes). Eager
-code calls the kernels directly: :func:`compiling` says which path to take.
+(``torch.library.custom_op``, with a fake implementation for the shapes). Each
+public function here is the one entry point for its kernel: it calls the kernel
+directly in eager code and through its custom op while ``torch.compile`` traces.
 """
 
 from __future__ import annotations
@@ -18,36 +19,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = [
-    "class_counts",
-    "compiling",
-    "gather_class_rows",
-    "grid_sample_zeros",
-    "lookup_columns",
-]
+__all__ = ["class_counts", "gather_class_rows", "grid_sample_zeros", "lookup_columns"]
 
 _MODES = {"bilinear": 0, "nearest": 1}
 
 
-def compiling() -> bool:
-    """Whether the caller is being traced by ``torch.compile`` (then use the ops here)."""
+def _compiling() -> bool:
+    """Whether the caller is being traced by ``torch.compile``."""
     return bool(torch.compiler.is_compiling())
 
 
 # ---------------------------------------------------------------- grid_sample
+def _grid_sample_zeros(x: Tensor, grid: Tensor, mode: str) -> Tensor:
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
 @torch.library.custom_op("dastc::grid_sample_zeros", mutates_args=())
 def _grid_sample_zeros_op(x: Tensor, grid: Tensor, mode: str) -> Tensor:
-    """``F.grid_sample(x, grid, mode, padding_mode="zeros", align_corners=False)``.
-
-    Args:
-        x: float ``(N, C, H_in, W_in)``.
-        grid: float ``(N, H, W, 2)`` normalised sampling coordinates.
-        mode: ``"bilinear"`` or ``"nearest"``.
-
-    Returns:
-        float ``(N, C, H, W)``.
-    """
-    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    return _grid_sample_zeros(x, grid, mode)
 
 
 @_grid_sample_zeros_op.register_fake
@@ -75,21 +64,16 @@ _grid_sample_zeros_op.register_autograd(_grid_sample_backward, setup_context=_gr
 
 
 # ---------------------------------------------------------------- prototype backward
-@torch.library.custom_op("dastc::gather_class_rows", mutates_args=())
-def _gather_class_rows_op(table: Tensor, index: Tensor) -> Tensor:
-    """``out[n, :, i] = table[:, index[n, i]]``: each pixel's column of a class table.
-
-    Args:
-        table: float ``(C, K + 1)``.
-        index: long ``(N, hw)`` in ``[0, K]``.
-
-    Returns:
-        float ``(N, C, hw)``.
-    """
+def _gather_class_rows(table: Tensor, index: Tensor) -> Tensor:
     frames, hw = index.shape
     channels = table.shape[0]
     expanded = table.unsqueeze(0).expand(frames, -1, -1)
     return torch.gather(expanded, 2, index.unsqueeze(1).expand(frames, channels, hw))
+
+
+@torch.library.custom_op("dastc::gather_class_rows", mutates_args=())
+def _gather_class_rows_op(table: Tensor, index: Tensor) -> Tensor:
+    return _gather_class_rows(table, index)
 
 
 @_gather_class_rows_op.register_fake
@@ -98,21 +82,16 @@ def _(table: Tensor, index: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- clip mix class tables
-@torch.library.custom_op("dastc::class_counts", mutates_args=())
-def _class_counts_op(columns: Tensor, width: int) -> Tensor:
-    """float32 ``(B, width)``: how many entries of each row of ``columns`` hold each value.
-
-    Args:
-        columns: long ``(B, n)`` in ``[0, width)``.
-        width: the number of columns of the table.
-
-    Returns:
-        float32 ``(B, width)`` counts.
-    """
+def _class_counts(columns: Tensor, width: int) -> Tensor:
     B, n = columns.shape
     counts = torch.zeros(B, width, dtype=torch.float32, device=columns.device)
     ones = torch.ones((), dtype=torch.float32, device=columns.device).expand(B, n)
     return counts.scatter_add_(1, columns, ones)
+
+
+@torch.library.custom_op("dastc::class_counts", mutates_args=())
+def _class_counts_op(columns: Tensor, width: int) -> Tensor:
+    return _class_counts(columns, width)
 
 
 @_class_counts_op.register_fake
@@ -122,6 +101,65 @@ def _(columns: Tensor, width: int) -> Tensor:
 
 @torch.library.custom_op("dastc::lookup_columns", mutates_args=())
 def _lookup_columns_op(lookup: Tensor, columns: Tensor) -> Tensor:
+    return lookup.gather(1, columns)
+
+
+@_lookup_columns_op.register_fake
+def _(lookup: Tensor, columns: Tensor) -> Tensor:
+    return lookup.new_empty(columns.shape)
+
+
+# ---------------------------------------------------------------- entry points
+def grid_sample_zeros(x: Tensor, grid: Tensor, mode: str) -> Tensor:
+    """``F.grid_sample(x, grid, mode, padding_mode="zeros", align_corners=False)``.
+
+    Args:
+        x: float ``(N, C, H_in, W_in)``.
+        grid: float ``(N, H, W, 2)`` normalised sampling coordinates.
+        mode: ``"bilinear"`` or ``"nearest"``.
+
+    Returns:
+        float ``(N, C, H, W)``.
+    """
+    if not _compiling():
+        return _grid_sample_zeros(x, grid, mode)
+    out: Tensor = _grid_sample_zeros_op(x, grid, mode)
+    return out
+
+
+def gather_class_rows(table: Tensor, index: Tensor) -> Tensor:
+    """``out[n, :, i] = table[:, index[n, i]]``: each pixel's column of a class table.
+
+    Args:
+        table: float ``(C, K + 1)``.
+        index: long ``(N, hw)`` in ``[0, K]``.
+
+    Returns:
+        float ``(N, C, hw)``.
+    """
+    if not _compiling():
+        return _gather_class_rows(table, index)
+    out: Tensor = _gather_class_rows_op(table, index)
+    return out
+
+
+def class_counts(columns: Tensor, width: int) -> Tensor:
+    """float32 ``(B, width)``: how many entries of each row of ``columns`` hold each value.
+
+    Args:
+        columns: long ``(B, n)`` in ``[0, width)``.
+        width: the number of columns of the table.
+
+    Returns:
+        float32 ``(B, width)`` counts.
+    """
+    if not _compiling():
+        return _class_counts(columns, width)
+    out: Tensor = _class_counts_op(columns, width)
+    return out
+
+
+def lookup_columns(lookup: Tensor, columns: Tensor) -> Tensor:
     """``lookup.gather(1, columns)``: each entry's value in its row's table.
 
     Args:
@@ -131,34 +169,7 @@ def _lookup_columns_op(lookup: Tensor, columns: Tensor) -> Tensor:
     Returns:
         ``(B, n)`` of ``lookup``'s dtype.
     """
-    return lookup.gather(1, columns)
-
-
-@_lookup_columns_op.register_fake
-def _(lookup: Tensor, columns: Tensor) -> Tensor:
-    return lookup.new_empty(columns.shape)
-
-
-# ---------------------------------------------------------------- typed entry points
-def grid_sample_zeros(x: Tensor, grid: Tensor, mode: str) -> Tensor:
-    """The ``dastc::grid_sample_zeros`` op (see :func:`_grid_sample_zeros_op`)."""
-    out: Tensor = _grid_sample_zeros_op(x, grid, mode)
-    return out
-
-
-def gather_class_rows(table: Tensor, index: Tensor) -> Tensor:
-    """The ``dastc::gather_class_rows`` op (see :func:`_gather_class_rows_op`)."""
-    out: Tensor = _gather_class_rows_op(table, index)
-    return out
-
-
-def class_counts(columns: Tensor, width: int) -> Tensor:
-    """The ``dastc::class_counts`` op (see :func:`_class_counts_op`)."""
-    out: Tensor = _class_counts_op(columns, width)
-    return out
-
-
-def lookup_columns(lookup: Tensor, columns: Tensor) -> Tensor:
-    """The ``dastc::lookup_columns`` op (see :func:`_lookup_columns_op`)."""
+    if not _compiling():
+        return lookup.gather(1, columns)
     out: Tensor = _lookup_columns_op(lookup, columns)
     return out

@@ -167,16 +167,8 @@ def warp(
     # (2 i + 1) / n - 1, which grid_sample maps back to exactly i; unlike the
     # align_corners=True form this stays exact when H or W is 1.
     grid = torch.stack(((2.0 * gx + 1.0) / w - 1.0, (2.0 * gy + 1.0) / h - 1.0), dim=-1)
-    if _opaque.compiling():  # the eager kernel: inductor's rewrite is slower
-        out = _opaque.grid_sample_zeros(xf, grid.reshape(-1, h, w, 2), mode)
-    else:
-        out = F.grid_sample(
-            xf,
-            grid.reshape(-1, h, w, 2),
-            mode=mode,
-            padding_mode="zeros",
-            align_corners=False,
-        )
+    # the eager kernel, also inside compiled graphs (inductor's rewrite is slower)
+    out = _opaque.grid_sample_zeros(xf, grid.reshape(-1, h, w, 2), mode)
     if fill != 0.0:
         out = out + fill
     out = out.reshape(xc.shape)

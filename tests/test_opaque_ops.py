@@ -23,9 +23,10 @@ def test_grid_sample_op_equals_grid_sample_with_its_gradients(mode: str) -> None
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
     grid = _grid(2, 4, 6, 1).requires_grad_(mode == "bilinear")
-    got = _opaque.grid_sample_zeros(x, grid, mode)
+    got = _opaque._grid_sample_zeros_op(x, grid, mode)  # the op, as compiled graphs call it
     want = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
     assert torch.equal(got, want)
+    assert torch.equal(_opaque.grid_sample_zeros(x, grid, mode), want)  # the eager entry point
     up = torch.randn(got.shape, generator=g, dtype=torch.float64)
     inputs = (x, grid) if mode == "bilinear" else (x,)
     gg = torch.autograd.grad(got, inputs, up)
@@ -39,7 +40,8 @@ def test_gather_class_rows_is_the_pixel_loop() -> None:
     g = torch.Generator().manual_seed(2)
     table = torch.randn(4, 6, generator=g)  # (C, K + 1)
     index = torch.randint(0, 6, (3, 10), generator=g)
-    got = _opaque.gather_class_rows(table, index)
+    got = _opaque._gather_class_rows_op(table, index)
+    assert torch.equal(got, _opaque.gather_class_rows(table, index))  # the eager entry point
     for n in range(3):
         for i in range(10):
             assert torch.equal(got[n, :, i], table[:, index[n, i]])
@@ -49,13 +51,15 @@ def test_gather_class_rows_is_the_pixel_loop() -> None:
 def test_class_counts_and_lookup_are_the_loops() -> None:
     g = torch.Generator().manual_seed(3)
     columns = torch.randint(0, 7, (2, 50), generator=g)
-    counts = _opaque.class_counts(columns, 9)
+    counts = _opaque._class_counts_op(columns, 9)
+    assert torch.equal(counts, _opaque.class_counts(columns, 9))
     assert counts.shape == (2, 9) and counts.dtype == torch.float32
     for b in range(2):
         for c in range(9):
             assert counts[b, c] == (columns[b] == c).sum()
     lookup = torch.rand(2, 9, generator=g) > 0.5
-    got = _opaque.lookup_columns(lookup, columns)
+    got = _opaque._lookup_columns_op(lookup, columns)
+    assert torch.equal(got, _opaque.lookup_columns(lookup, columns))
     assert torch.equal(got, torch.stack([lookup[b][columns[b]] for b in range(2)]))
     torch.library.opcheck(_opaque._class_counts_op, (columns, 9))
     torch.library.opcheck(_opaque._lookup_columns_op, (lookup, columns))

@@ -92,13 +92,9 @@ def _present_classes(table: _LabelTable, num_classes: int) -> Tensor:
 
 
 def _table_counts(table: _LabelTable) -> Tensor:
-    """float32 ``(B, width)``: pixels per column of the per-clip class table."""
-    if _opaque.compiling():  # the eager scatter: inductor's is slower
-        return _opaque.class_counts(table.columns, table.width)
-    B, n = table.columns.shape
-    counts = torch.zeros(B, table.width, dtype=torch.float32, device=table.columns.device)
-    ones = torch.ones((), dtype=torch.float32, device=table.columns.device).expand(B, n)
-    return counts.scatter_add_(1, table.columns, ones)
+    """float32 ``(B, width)``: pixels per column of the per-clip class table (the eager
+    scatter, also inside compiled graphs)."""
+    return _opaque.class_counts(table.columns, table.width)
 
 
 def _checked_present_classes(
@@ -278,10 +274,7 @@ def _class_masks(
     # Every column but the classes' (ignore_index, unused values) stays False.
     lookup = chosen.new_zeros(labels.shape[0], table.width)
     lookup[:, table.first : table.first + num_classes] = chosen
-    if _opaque.compiling():  # the eager gather: inductor's is slower
-        mask = _opaque.lookup_columns(lookup, table.columns).reshape(labels.shape)
-    else:
-        mask = lookup.gather(1, table.columns).reshape(labels.shape)
+    mask = _opaque.lookup_columns(lookup, table.columns).reshape(labels.shape)
     return mask, chosen, drawn
 
 

@@ -270,19 +270,15 @@ class _ClassSums(torch.autograd.Function):
         ctx: Any, grad_sums: Tensor, grad_counts: Tensor
     ) -> tuple[Tensor | None, None, Tensor | None, None]:
         index, weights, feats = ctx.saved_tensors
-        frames, hw = index.shape
+        frames = index.shape[0]
         channels = grad_sums.shape[1]
         with torch.autocast(index.device.type, enabled=False):
             # Row K (ignored pixels) of every table is zero.
             rows = torch.cat([grad_sums, grad_sums.new_zeros(1, channels)])  # (K + 1, C)
             grad_feats = grad_weights = None
             if ctx.needs_input_grad[0]:
-                if _opaque.compiling():  # the eager gather: inductor's is slower
-                    grad_feats = _opaque.gather_class_rows(rows.t().contiguous(), index)
-                else:
-                    table = rows.t().contiguous().unsqueeze(0).expand(frames, -1, -1)
-                    picked = index.unsqueeze(1).expand(frames, channels, hw)
-                    grad_feats = torch.gather(table, 2, picked)  # (N, C, hw)
+                # (N, C, hw); the eager gather also in compiled graphs
+                grad_feats = _opaque.gather_class_rows(rows.t().contiguous(), index)
                 if weights is not None:
                     grad_feats = grad_feats.mul_(weights.unsqueeze(1))
             if feats is not None and ctx.needs_input_grad[2]:
