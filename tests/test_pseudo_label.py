@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -88,6 +90,85 @@ def test_bad_input_pseudo_label() -> None:
         pseudo_label(torch.zeros(2, 0, 4, 4))
     with pytest.raises(ValueError, match="threshold"):
         pseudo_label(torch.randn(2, 3, 4, 4), threshold=1.5)
+
+
+def _plain_label_confidence(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole-tensor formula the blocked CPU path must reproduce bit for bit."""
+    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    top, label = z.max(dim=-3)
+    return label, torch.exp(top - torch.logsumexp(z, dim=-3))
+
+
+def _tied(shape: tuple[int, ...]) -> torch.Tensor:
+    """Small integer logits: many pixels with the maximum at several classes."""
+    return torch.randint(-2, 3, shape, generator=torch.Generator().manual_seed(1)).float()
+
+
+def _neg_inf_rows() -> torch.Tensor:
+    z = torch.randn(2, 5, 6, 7, generator=torch.Generator().manual_seed(2))
+    z[:, 1:4] = -float("inf")  # three classes impossible everywhere
+    z[0, 0, 2, 3] = -float("inf")
+    return z
+
+
+@pytest.mark.parametrize("block", [1 << 20, 1000, 1])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.randn(2, 2, 19, 33, 47, generator=torch.Generator().manual_seed(0)) * 4,
+        lambda: torch.randn(3, 5, 7, 9, generator=torch.Generator().manual_seed(0)).double(),
+        lambda: torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0)).half(),
+        lambda: torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0)).bfloat16(),
+        lambda: _tied((2, 2, 6, 30, 40)),
+        _neg_inf_rows,
+        lambda: torch.full((1, 1, 8, 8), 3.0),
+    ],
+    ids=["float32", "float64", "float16", "bfloat16", "ties", "neg-inf", "one-class"],
+)
+def test_value_pseudo_label_blocked_bitwise(
+    make: object, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU path in pixel blocks gives the whole-tensor max/logsumexp labels (first
+    index on ties) and confidences, to a few ulps across blocks and bitwise in one block."""
+    module = importlib.import_module("dastc.functional.pseudo_label")  # the name is the function
+    monkeypatch.setattr(module, "_BLOCK_ELEMENTS", block)
+    logits = make()  # type: ignore[operator]
+    got = pseudo_label(logits, 0.5)
+    label, confidence = _plain_label_confidence(logits)
+    assert torch.equal(got.label, label)
+    assert got.confidence.dtype == confidence.dtype
+    if block >= logits.numel():
+        assert torch.equal(got.confidence, confidence)
+    else:
+        torch.testing.assert_close(got.confidence, confidence, rtol=4e-6, atol=0.0)
+
+
+def test_value_pseudo_label_blocked_matches_grad_path() -> None:
+    """With a gradient the whole-tensor path runs; both paths give the same labels."""
+    logits = torch.randn(2, 2, 7, 9, 11) * 3
+    plain = pseudo_label(logits.clone().requires_grad_(), 0.8)
+    blocked = pseudo_label(logits, 0.8)
+    assert torch.equal(plain.label, blocked.label)
+    assert torch.equal(plain.confidence.detach(), blocked.confidence)
+    assert torch.equal(plain.weight.detach(), blocked.weight)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("grad", [False, True])
+def test_bad_input_pseudo_label_nonfinite(bad: float, grad: bool) -> None:
+    """NaN and +inf reach a confidence and are refused, named, on both paths."""
+    logits = torch.randn(2, 3, 4, 4)
+    logits[1, 2, 3, 3] = bad
+    with pytest.raises(ValueError, match="logits: expected finite values"):
+        pseudo_label(logits.requires_grad_(grad), 0.5)
+
+
+def test_value_pseudo_label_neg_inf_below_max_accepted() -> None:
+    logits = _neg_inf_rows()
+    pl = pseudo_label(logits, 0.5)
+    assert torch.isfinite(pl.confidence).all()
+    assert not torch.isin(pl.label, torch.tensor([1, 2, 3])).any()
+    _check(pl, _ref_pseudo_label(logits, 0.5))
 
 
 # ---------------------------------------------------------------- temporal

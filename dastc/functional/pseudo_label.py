@@ -16,8 +16,10 @@ from dastc._validate import (
     check_same_device,
     check_same_shape,
     check_unit_interval,
+    compute_dtype,
     describe,
     upcast,
+    value_checks_enabled,
 )
 from dastc.flow import flow_validity, warp
 
@@ -71,7 +73,12 @@ def pseudo_label(logits: Tensor, threshold: float = 0.968) -> PseudoLabel:
     where :math:`\\Omega_b` is every pixel of every frame of clip ``b`` (the DACS
     quality estimate, computed per clip). The weight is broadcast to every pixel
     of its clip. Everything is computed in float32 (float64 for float64 logits),
-    also under autocast, without a host synchronisation. Gradients flow to
+    also under autocast. On CPU without a gradient the work runs in blocks of
+    pixels whose temporaries stay in cache (the same labels, and confidences
+    equal to a few ulps).
+    NaN or ``+inf`` logits are refused (they reach the confidence; the check reads
+    the confidences and synchronises once); a ``-inf`` logit below a finite
+    maximum is a probability of 0 and is accepted. Gradients flow to
     ``logits`` through ``confidence`` only; call it under ``torch.no_grad()`` (as
     :meth:`dastc.EMATeacher.pseudo_label` does) for targets.
 
@@ -95,12 +102,60 @@ def pseudo_label(logits: Tensor, threshold: float = 0.968) -> PseudoLabel:
         >>> pl.label.shape, pl.label.dtype, pl.weight.shape
         (torch.Size([2, 3, 8, 8]), torch.int64, torch.Size([2, 3, 8, 8]))
     """
-    logits = _check_logits(logits, "logits")
+    logits = check_float(logits, "logits", ("B T K H W", "B K H W"))
+    check_nonempty(logits, "logits")
     threshold = check_unit_interval(threshold, "threshold")
-    z = upcast(logits)
-    top, label = z.max(dim=-3)
-    confidence = torch.exp(top - torch.logsumexp(z, dim=-3))
+    blocked = (
+        logits.device.type == "cpu"
+        and not (logits.requires_grad and torch.is_grad_enabled())
+        and not torch.compiler.is_compiling()
+    )
+    if blocked:
+        label, confidence = _label_confidence_blocked(logits)
+    else:
+        z = upcast(logits)
+        top, label = z.max(dim=-3)
+        confidence = torch.exp(top - torch.logsumexp(z, dim=-3))
+    if value_checks_enabled() and not bool(torch.isfinite(confidence.sum())):
+        check_finite(logits, "logits")  # NaN or +inf reached a confidence: name them
     return PseudoLabel(label, confidence, _clip_weight(confidence, threshold))
+
+
+_BLOCK_ELEMENTS = 1 << 20
+"""Logits per block of :func:`_label_confidence_blocked` (4 MB of float32: the
+block's temporaries stay in cache)."""
+
+
+def _label_confidence_blocked(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``(argmax, max softmax)`` over dim -3 of CPU logits, in blocks of pixels.
+
+    The steps of ``z.max(dim=-3)`` and ``exp(max - logsumexp(z))``, block by block:
+    the same labels (first index on ties), and confidences equal to a few ulps
+    (bitwise when one block holds the tensor; elsewhere a vectorised ``exp`` can
+    round a block's last elements differently). The block count depends on the
+    sizes only. The first index of the maximum is found by ``>=`` written to
+    float (a comparison that writes ``bool`` is several times slower on CPU), times
+    the reversed class index, and a max over classes.
+    """
+    k, h, w = logits.shape[-3:]
+    z = logits.reshape(-1, k, h * w)
+    n, p = z.shape[0], h * w
+    dtype = compute_dtype(logits.dtype)
+    label = torch.empty(n, p, dtype=torch.long)
+    confidence = torch.empty(n, p, dtype=dtype)
+    reverse = torch.arange(k - 1, -1, -1, dtype=dtype).view(k, 1)
+    step = max(1, _BLOCK_ELEMENTS // (n * k))
+    for start in range(0, p, step):
+        c = z[:, :, start : start + step].to(dtype)
+        top = c.amax(dim=1, keepdim=True)
+        hit = torch.empty_like(c)
+        torch.ge(c, top, out=hit)
+        label[:, start : start + step] = (k - 1) - hit.mul_(reverse).amax(dim=1)
+        shift = top.masked_fill(top.abs() == float("inf"), 0.0)
+        lse = torch.sub(c, shift, out=hit).exp_().sum(dim=1).log_().add_(shift.squeeze(1))
+        confidence[:, start : start + step] = torch.exp(top.squeeze(1) - lse)
+    lead = logits.shape[:-3]
+    return label.view(*lead, h, w), confidence.view(*lead, h, w)
 
 
 def temporal_pseudo_label(
