@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dastc._dist import sum_over_processes
+from dastc._label_counts import label_counts
 from dastc._validate import check_num_classes, check_unit_interval, describe
 from dastc.functional.vanished_classes import vanished_classes
 
@@ -22,16 +23,6 @@ def _check_labels(x: object, name: str) -> Tensor:
     if not isinstance(x, Tensor) or x.dtype != torch.long:
         raise TypeError(f"{name}: expected a long tensor of any shape, got {describe(x)}")
     return x
-
-
-def _counts(label: Tensor, num_classes: int) -> Tensor:
-    """float64 ``(K,)`` pixel counts of the classes in ``label`` (values outside ``[0, K)``,
-    such as the ignore index, left out)."""
-    flat = label.flatten()
-    valid = (flat >= 0) & (flat < num_classes)
-    idx = torch.where(valid, flat, torch.zeros_like(flat))
-    out = torch.zeros(num_classes, dtype=torch.float64, device=label.device)
-    return out.scatter_add_(0, idx, valid.to(torch.float64))
 
 
 class WarmStartGuard(nn.Module):
@@ -141,7 +132,7 @@ class WarmStartGuard(nn.Module):
 
     def _count(self, labels: Tensor, name: str) -> Tensor:
         _check_labels(labels, name)
-        counts = _counts(labels.to(self.source_counts.device), self.num_classes)
+        counts = label_counts(labels.to(self.source_counts.device), self.num_classes)
         return sum_over_processes(counts, self.sync, self.process_group)
 
     @torch.no_grad()

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from dastc import functional as DF
+from dastc._label_counts import label_counts
 from dastc.class_balance import ClassBalance
 from dastc.distribution_alignment import DistributionAlignment
 from dastc.functional.augment import strong_augment
@@ -21,14 +22,6 @@ from dastc.prototypes import SpatioTemporalPrototypeAggregator
 from dastc.warm_start import WarmStartGuard
 
 __all__ = ["DASTC"]
-
-
-def _counts(label: Tensor, n: int) -> Tensor:
-    """``bincount(label, minlength=n)`` for labels in ``[0, n)``, without bincount's host sync."""
-    flat = label.flatten()
-    return torch.zeros(n, dtype=torch.long, device=label.device).scatter_add_(
-        0, flat, torch.ones_like(flat)
-    )
 
 
 class DASTC(Method):
@@ -236,7 +229,7 @@ class DASTC(Method):
         if cfg.pseudo_weight == "pixel":  # only confident pixels count; the rest are ignored
             pl = pl._replace(weight=(pl.confidence > cfg.pseudo_threshold).to(pl.weight.dtype))
         logs["pl_conf"] = (pl.confidence > cfg.pseudo_threshold).float().mean()
-        logs["pl_hist"] = _counts(pl.label, K).float() / pl.label.numel()
+        logs["pl_hist"] = label_counts(pl.label, K).float() / pl.label.numel()
         # 2. sequence-level bidirectional mix (+ strong augmentation, same for every frame)
         mxs, mys, mfs = self._mix_source(xs, ys, fs)
         mix = self.mix(
