@@ -64,20 +64,21 @@ _grid_sample_zeros_op.register_autograd(_grid_sample_backward, setup_context=_gr
 
 
 # ---------------------------------------------------------------- prototype backward
-def _gather_class_rows(table: Tensor, index: Tensor) -> Tensor:
+def _gather_class_rows(table: Tensor, index: Tensor, scale: Tensor | None) -> Tensor:
     frames, hw = index.shape
     channels = table.shape[0]
     expanded = table.unsqueeze(0).expand(frames, -1, -1)
-    return torch.gather(expanded, 2, index.unsqueeze(1).expand(frames, channels, hw))
+    out = torch.gather(expanded, 2, index.unsqueeze(1).expand(frames, channels, hw))
+    return out if scale is None else out.mul_(scale.unsqueeze(1))
 
 
 @torch.library.custom_op("dastc::gather_class_rows", mutates_args=())
-def _gather_class_rows_op(table: Tensor, index: Tensor) -> Tensor:
-    return _gather_class_rows(table, index)
+def _gather_class_rows_op(table: Tensor, index: Tensor, scale: Tensor | None) -> Tensor:
+    return _gather_class_rows(table, index, scale)
 
 
 @_gather_class_rows_op.register_fake
-def _(table: Tensor, index: Tensor) -> Tensor:
+def _(table: Tensor, index: Tensor, scale: Tensor | None) -> Tensor:
     return table.new_empty(index.shape[0], table.shape[0], index.shape[1])
 
 
@@ -127,19 +128,22 @@ def grid_sample_zeros(x: Tensor, grid: Tensor, mode: str) -> Tensor:
     return out
 
 
-def gather_class_rows(table: Tensor, index: Tensor) -> Tensor:
-    """``out[n, :, i] = table[:, index[n, i]]``: each pixel's column of a class table.
+def gather_class_rows(table: Tensor, index: Tensor, scale: Tensor | None = None) -> Tensor:
+    """``out[n, :, i] = table[:, index[n, i]] * scale[n, i]``: each pixel's column of a
+    class table, times an optional per-pixel factor (applied in place, so that a
+    compiled graph writes the features-sized result once).
 
     Args:
         table: float ``(C, K + 1)``.
         index: long ``(N, hw)`` in ``[0, K]``.
+        scale: optional float ``(N, hw)``, the dtype of ``table``.
 
     Returns:
         float ``(N, C, hw)``.
     """
     if not _compiling():
-        return _gather_class_rows(table, index)
-    out: Tensor = _gather_class_rows_op(table, index)
+        return _gather_class_rows(table, index, scale)
+    out: Tensor = _gather_class_rows_op(table, index, scale)
     return out
 
 

@@ -36,16 +36,19 @@ def test_grid_sample_op_equals_grid_sample_with_its_gradients(mode: str) -> None
     torch.library.opcheck(_opaque._grid_sample_zeros_op, (x, grid, mode))
 
 
-def test_gather_class_rows_is_the_pixel_loop() -> None:
+@pytest.mark.parametrize("scaled", [False, True])
+def test_gather_class_rows_is_the_pixel_loop(scaled: bool) -> None:
     g = torch.Generator().manual_seed(2)
     table = torch.randn(4, 6, generator=g)  # (C, K + 1)
     index = torch.randint(0, 6, (3, 10), generator=g)
-    got = _opaque._gather_class_rows_op(table, index)
-    assert torch.equal(got, _opaque.gather_class_rows(table, index))  # the eager entry point
+    scale = torch.rand(3, 10, generator=g) if scaled else None
+    got = _opaque._gather_class_rows_op(table, index, scale)
+    assert torch.equal(got, _opaque.gather_class_rows(table, index, scale))  # the eager entry
     for n in range(3):
         for i in range(10):
-            assert torch.equal(got[n, :, i], table[:, index[n, i]])
-    torch.library.opcheck(_opaque._gather_class_rows_op, (table, index))
+            factor = 1.0 if scale is None else float(scale[n, i])
+            assert torch.equal(got[n, :, i], table[:, index[n, i]] * factor)
+    torch.library.opcheck(_opaque._gather_class_rows_op, (table, index, scale))
 
 
 def test_class_counts_and_lookup_are_the_loops() -> None:

@@ -278,9 +278,7 @@ class _ClassSums(torch.autograd.Function):
             grad_feats = grad_weights = None
             if ctx.needs_input_grad[0]:
                 # (N, C, hw); the eager gather also in compiled graphs
-                grad_feats = _opaque.gather_class_rows(rows.t().contiguous(), index)
-                if weights is not None:
-                    grad_feats = grad_feats.mul_(weights.unsqueeze(1))
+                grad_feats = _opaque.gather_class_rows(rows.t().contiguous(), index, weights)
             if feats is not None and ctx.needs_input_grad[2]:
                 per_class = torch.bmm(rows.unsqueeze(0).expand(frames, -1, -1), feats)
                 per_pixel = per_class.gather(1, index.unsqueeze(1)).squeeze(1)  # (N, hw)
