@@ -586,3 +586,38 @@ def test_value_checks_read_the_sampled_pixels_only() -> None:
             torch.testing.assert_close((s, n), (s_ok, n_ok))
             s, n = class_sums(f, y_ok, 3, weights=wt_bad)
             assert torch.isfinite(s).all() and torch.isfinite(n).all()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("where", ["labelled", "ignored"])
+def test_bad_input_features_nonfinite_refused_from_the_result(bad: float, where: str) -> None:
+    """Features are checked on the sums: a NaN or inf that reaches them is refused with
+    the finite check's message, for class_sums and frame_mean_prototypes alike."""
+    from dastc.functional import class_sums, frame_mean_prototypes
+
+    feats = torch.randn(1, 2, 3, 4, 4)
+    labels = torch.randint(0, 3, (1, 2, 4, 4))
+    labels[0, 1, 2, 2] = 255 if where == "ignored" else 1
+    feats[0, 1, :, 2, 2] = bad
+    sums, _ = class_sums(feats.clone().nan_to_num_(0.0, 0.0, 0.0), labels, 3)
+    assert torch.isfinite(sums).all()
+    for op in (class_sums, frame_mean_prototypes):
+        out = None
+        try:
+            out = op(feats, labels, 3)
+        except ValueError as e:
+            assert str(e).startswith("features: expected finite values")
+            continue
+        # accepted only where the bad value did not reach the result
+        result = out[0] if op is class_sums else out.vectors
+        assert where == "ignored" and torch.isfinite(result).all()
+
+
+def test_value_features_overflowing_sums_are_not_refused() -> None:
+    """Finite features whose sums overflow float32 are not called non-finite."""
+    from dastc.functional import class_sums
+
+    feats = torch.full((1, 1, 2, 2, 2), 3e38)
+    labels = torch.zeros(1, 1, 2, 2, dtype=torch.long)
+    sums, counts = class_sums(feats, labels, 2)
+    assert torch.isinf(sums[0]).all() and counts.tolist() == [4.0, 0.0]

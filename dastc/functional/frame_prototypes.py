@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import torch
 
-from dastc.functional.prototypes import Prototypes, _check_inputs, _per_frame
+from dastc.functional.prototypes import (
+    Prototypes,
+    _check_inputs,
+    _per_frame,
+    refuse_nonfinite_features,
+)
 from dastc.typing import Features, LabelMap, Weights
 
 __all__ = ["frame_mean_prototypes"]
@@ -93,4 +98,6 @@ def frame_mean_prototypes(
         safe = torch.where(has, mass, torch.ones_like(mass))
         per_frame = torch.where(has.unsqueeze(2), sums / safe.unsqueeze(2), 0.0)
         counts = has.to(feats.dtype).sum(0)
-        return Prototypes(vectors=per_frame.mean(0), counts=counts, present=counts > 0)
+        vectors = per_frame.mean(0)
+    refuse_nonfinite_features(vectors, features)
+    return Prototypes(vectors=vectors, counts=counts, present=counts > 0)

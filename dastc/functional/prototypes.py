@@ -42,6 +42,7 @@ from dastc._validate import (
     compute_dtype,
     describe,
     upcast,
+    value_checks_enabled,
 )
 from dastc.typing import (
     Features,
@@ -142,11 +143,17 @@ def _check_inputs(
         check_float(weights, "weights", _LABEL_LAYOUTS)
         check_same_shape(labels, "labels", weights, "weights")
     check_same_device(("features", features), ("labels", labels), ("weights", weights))
-    check_finite(features, "features")
     # labels and weights are checked by _per_frame, at feature resolution: only the
     # pixels the op samples are read (a full-resolution int64 label map costs more to
-    # read than the op itself)
+    # read than the op itself); features by refuse_nonfinite_features, on the result
     return is_clip
+
+
+def refuse_nonfinite_features(result: Tensor, features: Tensor) -> None:
+    """Raise the finite check's ``ValueError`` for ``features`` when NaN or inf reached
+    ``result`` (the op's small output), instead of reading every feature up front."""
+    if value_checks_enabled() and not bool(torch.isfinite(result).all()):
+        check_finite(features, "features")
 
 
 def class_sums(
@@ -187,7 +194,8 @@ def class_sums(
         ValueError: wrong ranks, ``labels`` not matching ``features`` in
             ``(B, T)``, ``weights`` not the shape of ``labels``, labels out of
             range or weights not finite at the pixels the resize samples (the
-            others never reach the result and are not read), devices differ.
+            others never reach the result and are not read), NaN or inf in
+            ``features`` that reach the sums (checked on the sums), devices differ.
 
     Examples:
         >>> f = torch.randn(2, 3, 16, 8, 8)
@@ -199,7 +207,9 @@ def class_sums(
     _check_inputs(features, labels, weights, num_classes, ignore_index)
     with torch.autocast(features.device.type, enabled=False):
         feats, idx, wt = _per_frame(features, labels, weights, num_classes, ignore_index)
-        return _class_sums_core(feats, idx, wt, num_classes)
+        sums, counts = _class_sums_core(feats, idx, wt, num_classes)
+    refuse_nonfinite_features(sums, features)
+    return sums, counts
 
 
 def _per_frame(
