@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["class_counts", "gather_class_rows", "grid_sample_zeros", "lookup_columns"]
+__all__ = ["class_counts", "gather_class_rows", "grid_sample", "lookup_columns"]
 
 _MODES = {"bilinear": 0, "nearest": 1}
 
@@ -30,37 +30,43 @@ def _compiling() -> bool:
 
 
 # ---------------------------------------------------------------- grid_sample
-def _grid_sample_zeros(x: Tensor, grid: Tensor, mode: str) -> Tensor:
-    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+_PADDINGS = {"zeros": 0, "border": 1}
 
 
-@torch.library.custom_op("dastc::grid_sample_zeros", mutates_args=())
-def _grid_sample_zeros_op(x: Tensor, grid: Tensor, mode: str) -> Tensor:
-    return _grid_sample_zeros(x, grid, mode)
+def _grid_sample(x: Tensor, grid: Tensor, mode: str, padding: str) -> Tensor:
+    return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
-@_grid_sample_zeros_op.register_fake
-def _(x: Tensor, grid: Tensor, mode: str) -> Tensor:
+@torch.library.custom_op("dastc::grid_sample", mutates_args=())
+def _grid_sample_op(x: Tensor, grid: Tensor, mode: str, padding: str) -> Tensor:
+    return _grid_sample(x, grid, mode, padding)
+
+
+@_grid_sample_op.register_fake
+def _(x: Tensor, grid: Tensor, mode: str, padding: str) -> Tensor:
     return x.new_empty(x.shape[0], x.shape[1], grid.shape[1], grid.shape[2])
 
 
 def _grid_sample_setup(ctx: Any, inputs: Sequence[Any], output: Tensor) -> None:
-    x, grid, mode = inputs
+    x, grid, mode, padding = inputs
     ctx.save_for_backward(x, grid)
     ctx.mode = mode
+    ctx.padding = padding
 
 
-def _grid_sample_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
-    """``aten.grid_sampler_2d_backward`` (padding zeros, ``align_corners=False``)."""
+def _grid_sample_backward(
+    ctx: Any, grad: Tensor
+) -> tuple[Tensor | None, Tensor | None, None, None]:
+    """``aten.grid_sampler_2d_backward`` (``align_corners=False``)."""
     x, grid = ctx.saved_tensors
     need = [bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1])]
     gx, gg = torch.ops.aten.grid_sampler_2d_backward(
-        grad, x, grid, _MODES[ctx.mode], 0, False, need
+        grad, x, grid, _MODES[ctx.mode], _PADDINGS[ctx.padding], False, need
     )
-    return (gx if need[0] else None), (gg if need[1] else None), None
+    return (gx if need[0] else None), (gg if need[1] else None), None, None
 
 
-_grid_sample_zeros_op.register_autograd(_grid_sample_backward, setup_context=_grid_sample_setup)
+_grid_sample_op.register_autograd(_grid_sample_backward, setup_context=_grid_sample_setup)
 
 
 # ---------------------------------------------------------------- prototype backward
@@ -111,20 +117,21 @@ def _(lookup: Tensor, columns: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- entry points
-def grid_sample_zeros(x: Tensor, grid: Tensor, mode: str) -> Tensor:
-    """``F.grid_sample(x, grid, mode, padding_mode="zeros", align_corners=False)``.
+def grid_sample(x: Tensor, grid: Tensor, mode: str, padding: str = "zeros") -> Tensor:
+    """``F.grid_sample(x, grid, mode, padding_mode=padding, align_corners=False)``.
 
     Args:
         x: float ``(N, C, H_in, W_in)``.
         grid: float ``(N, H, W, 2)`` normalised sampling coordinates.
         mode: ``"bilinear"`` or ``"nearest"``.
+        padding: ``"zeros"`` or ``"border"``.
 
     Returns:
         float ``(N, C, H, W)``.
     """
     if not _compiling():
-        return _grid_sample_zeros(x, grid, mode)
-    out: Tensor = _grid_sample_zeros_op(x, grid, mode)
+        return _grid_sample(x, grid, mode, padding)
+    out: Tensor = _grid_sample_op(x, grid, mode, padding)
     return out
 
 

@@ -168,7 +168,7 @@ def warp(
     # align_corners=True form this stays exact when H or W is 1.
     grid = torch.stack(((2.0 * gx + 1.0) / w - 1.0, (2.0 * gy + 1.0) / h - 1.0), dim=-1)
     # the eager kernel, also inside compiled graphs (inductor's rewrite is slower)
-    out = _opaque.grid_sample_zeros(xf, grid.reshape(-1, h, w, 2), mode)
+    out = _opaque.grid_sample(xf, grid.reshape(-1, h, w, 2), mode)
     if fill != 0.0:
         out = out + fill
     out = out.reshape(xc.shape)

@@ -18,22 +18,23 @@ def _grid(n: int, h: int, w: int, seed: int) -> torch.Tensor:
     return torch.rand(n, h, w, 2, generator=g, dtype=torch.float64) * 2.4 - 1.2
 
 
+@pytest.mark.parametrize("padding", ["zeros", "border"])
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
-def test_grid_sample_op_equals_grid_sample_with_its_gradients(mode: str) -> None:
+def test_grid_sample_op_equals_grid_sample_with_its_gradients(mode: str, padding: str) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
     grid = _grid(2, 4, 6, 1).requires_grad_(mode == "bilinear")
-    got = _opaque._grid_sample_zeros_op(x, grid, mode)  # the op, as compiled graphs call it
-    want = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    got = _opaque._grid_sample_op(x, grid, mode, padding)  # the op, as compiled graphs call it
+    want = F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=False)
     assert torch.equal(got, want)
-    assert torch.equal(_opaque.grid_sample_zeros(x, grid, mode), want)  # the eager entry point
+    assert torch.equal(_opaque.grid_sample(x, grid, mode, padding), want)  # the eager entry
     up = torch.randn(got.shape, generator=g, dtype=torch.float64)
     inputs = (x, grid) if mode == "bilinear" else (x,)
     gg = torch.autograd.grad(got, inputs, up)
     gw = torch.autograd.grad(want, inputs, up)
     for a, b in zip(gg, gw, strict=True):
         torch.testing.assert_close(a, b)
-    torch.library.opcheck(_opaque._grid_sample_zeros_op, (x, grid, mode))
+    torch.library.opcheck(_opaque._grid_sample_op, (x, grid, mode, padding))
 
 
 @pytest.mark.parametrize("scaled", [False, True])
@@ -90,7 +91,7 @@ def test_compiled_ops_call_the_eager_kernels() -> None:
     x = torch.randn(2, 2, 3, 8, 8, generator=g)
     flow = torch.randn(2, 2, 2, 8, 8, generator=g)
     seen, out = _ops_in_graph(warp, x, flow)
-    assert any("grid_sample_zeros" in s for s in seen), seen
+    assert any("grid_sample" in s for s in seen), seen
     torch.testing.assert_close(out, warp(x, flow))
 
     ys = torch.randint(0, 4, (2, 2, 8, 8), generator=g)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from dastc import _opaque
 from dastc import _validate as V
 
 __all__ = ["ClipTransform", "apply_clip_transform", "draw_clip_transform"]
@@ -379,9 +379,7 @@ def _apply(
         (gx.to(dt).view(B, 1, ow).expand(B, oh, ow), gy.to(dt).view(B, oh, 1).expand(B, oh, ow)),
         dim=-1,
     )
-    out = F.grid_sample(
-        planes.to(dt), grid, mode="bilinear", padding_mode="border", align_corners=False
-    )
+    out = _opaque.grid_sample(planes.to(dt), grid, "bilinear", "border")
     if mode == "flow":
         # (dx, dy) scale with the resize of their axis; a mirror negates dx.
         ratio = size.to(ct) / torch.tensor([H, W], device=dev, dtype=ct)  # (B, 2): (H'/H, W'/W)
