@@ -4,7 +4,10 @@ Timing: every candidate (the dastc op and its baselines) is called once to warm
 up, then the candidates are run *interleaved*, one call of each per round, so
 that a change in machine load during the measurement hits all of them alike.
 The figure reported is the median over the rounds; on CUDA every call is
-bracketed by ``torch.cuda.synchronize()``. A candidate may have an untimed
+bracketed by ``torch.cuda.synchronize()``. A candidate faster than
+``min_sample_ms`` (2 ms) is called several times back to back in each round and
+its sample is the mean of those calls: a single sub-millisecond call right after
+a large candidate mostly measures the caches that candidate evicted. A candidate may have an untimed
 ``setup`` that runs before each timed call (e.g. the forward pass whose
 backward is being timed).
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import math
 import os
 import platform
 import statistics
@@ -71,17 +75,21 @@ class Stats:
     min_ms: float
     runs: int
     times_ms: list[float] = field(default_factory=list)
+    calls_per_run: int = 1
 
 
-def _once(c: Candidate, device: torch.device) -> float:
-    state = c.setup() if c.setup is not None else None
-    sync(device)
-    t0 = time.perf_counter()
-    out = c.fn(state)
-    sync(device)
-    elapsed = time.perf_counter() - t0
-    del out, state
-    return elapsed * 1e3
+def _once(c: Candidate, device: torch.device, calls: int = 1) -> float:
+    """Mean ms of ``calls`` timed calls (each after its untimed setup)."""
+    total = 0.0
+    for _ in range(calls):
+        state = c.setup() if c.setup is not None else None
+        sync(device)
+        t0 = time.perf_counter()
+        out = c.fn(state)
+        sync(device)
+        total += time.perf_counter() - t0
+        del out, state
+    return total / calls * 1e3
 
 
 def run_interleaved(
@@ -92,31 +100,39 @@ def run_interleaved(
     min_runs: int = 3,
     max_runs: int = 30,
     warmup: int = 1,
+    min_sample_ms: float = 2.0,
 ) -> dict[str, Stats]:
     """Time candidates round-robin; return each one's median (and min) over its runs.
 
-    Each candidate is warmed up ``warmup`` times; the warm-up time decides its number of
-    timed runs: ``clamp(budget_s / t_warmup, min_runs, max_runs)``. Round ``i`` runs every
-    candidate that still needs a run, so slow candidates (plain loops) stop early while
-    fast ones keep being interleaved with each other.
+    Each candidate is warmed up ``warmup`` times; the warm-up time ``t`` decides its
+    calls per run, ``ceil(min_sample_ms / t)`` (1 for anything slower than
+    ``min_sample_ms``; the run's figure is their mean), and its number of timed runs,
+    ``clamp(budget_s / (calls * t), min_runs, max_runs)``. Round ``i`` runs every
+    candidate that still needs a run, so slow candidates (plain loops) stop early
+    while fast ones keep being interleaved with each other.
     """
     first: dict[str, float] = {}
     for c in candidates:
         t = 0.0
         for _ in range(max(1, warmup)):
             t = _once(c, device)
-        first[c.name] = t
+        first[c.name] = max(t, 1e-3)
+    calls = {c.name: max(1, math.ceil(min_sample_ms / first[c.name])) for c in candidates}
     runs = {
-        c.name: max(min_runs, min(max_runs, int(budget_s * 1e3 / max(first[c.name], 1e-3))))
+        c.name: max(
+            min_runs, min(max_runs, int(budget_s * 1e3 / (calls[c.name] * first[c.name])))
+        )
         for c in candidates
     }
     times: dict[str, list[float]] = {c.name: [] for c in candidates}
     for i in range(max(runs.values())):
         for c in candidates:
             if i < runs[c.name]:
-                times[c.name].append(_once(c, device))
+                times[c.name].append(_once(c, device, calls[c.name]))
     return {
-        name: Stats(statistics.median(ts), min(ts), len(ts), [round(t, 4) for t in ts])
+        name: Stats(
+            statistics.median(ts), min(ts), len(ts), [round(t, 4) for t in ts], calls[name]
+        )
         for name, ts in times.items()
     }
 

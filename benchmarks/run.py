@@ -178,6 +178,7 @@ class Ctx:
                 "ms": round(st.median_ms, 4),
                 "ms_min": round(st.min_ms, 4),
                 "runs": st.runs,
+                "calls_per_run": st.calls_per_run,
             }
         if compile_s is not None:
             baselines["compiled"]["compile_s"] = round(compile_s, 2)
@@ -194,6 +195,7 @@ class Ctx:
             "ms": round(s.median_ms, 4),
             "ms_min": round(s.min_ms, 4),
             "runs": s.runs,
+            "calls_per_run": s.calls_per_run,
             "baselines": baselines,
             "ratios": ratios,
             "peak_memory_mb": {k: None if v is None else round(v / MB, 2) for k, v in mem.items()},
