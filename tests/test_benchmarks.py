@@ -106,7 +106,13 @@ def test_timing_helpers() -> None:
     for name, st in stats.items():
         assert 3 <= st.runs <= 5 and st.runs == len(st.times_ms)
         assert st.min_ms <= st.median_ms
-        assert calls[name] == st.runs + 1  # one warm-up call
+        assert st.calls_per_run >= 1
+        assert calls[name] == st.runs * st.calls_per_run + 1  # plus one warm-up call
+    assert stats["fast"].calls_per_run > 1  # far under 2 ms: several calls per run
+    stats = run_interleaved(
+        [Candidate("fast", fast)], torch.device("cpu"), budget_s=0.01, min_sample_ms=0.0
+    )
+    assert stats["fast"].calls_per_run == 1
     x = torch.ones(1 << 20)  # 4 MiB
     peak = peak_memory(Candidate("clone", lambda _: x.clone()), torch.device("cpu"))
     if peak is not None:  # /proc available
