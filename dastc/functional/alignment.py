@@ -22,6 +22,7 @@ from dastc._validate import (
     check_positive,
     check_same_device,
     check_same_shape,
+    compute_dtype,
     describe,
 )
 from dastc.typing import PrototypePresent, PrototypeVectors
@@ -123,7 +124,7 @@ def prototype_infonce(
     sp, tp = _check_pair(src_vectors, tgt_vectors, src_present, tgt_present)
     tau = check_positive(temperature, "temperature")
     check_positive(eps, "eps")
-    dtype = torch.float64 if src_vectors.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(src_vectors.dtype)
     with torch.autocast(src_vectors.device.type, enabled=False):
         s = _normalize(_prepare(src_vectors, sp, dtype), eps)
         t = _normalize(_prepare(tgt_vectors, tp, dtype), eps)
@@ -209,7 +210,7 @@ def prototype_mmd(
     check_positive(eps, "eps")
     if absent not in ("skip", "zero"):
         raise ValueError(f"absent: expected 'skip' or 'zero', got {absent!r}")
-    dtype = torch.float64 if src_vectors.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(src_vectors.dtype)
     with torch.autocast(src_vectors.device.type, enabled=False):
         if absent == "zero":
             z = torch.cat([_prepare(src_vectors, sp, dtype), _prepare(tgt_vectors, tp, dtype)])
