@@ -6,10 +6,10 @@ that a change in machine load during the measurement hits all of them alike.
 The figure reported is the median over the rounds; on CUDA every call is
 bracketed by ``torch.cuda.synchronize()``. A candidate faster than
 ``min_sample_ms`` (2 ms) is called several times back to back in each round and
-its sample is the mean of those calls: a single sub-millisecond call right after
-a large candidate mostly measures the caches that candidate evicted. A candidate may have an untimed
-``setup`` that runs before each timed call (e.g. the forward pass whose
-backward is being timed).
+its sample is the mean of those calls, so that a sub-millisecond figure does not
+rest on one call made right after another candidate's work. A candidate may have
+an untimed ``setup`` that runs before each timed call (e.g. the forward pass
+whose backward is being timed).
 
 Peak memory:
 

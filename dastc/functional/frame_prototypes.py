@@ -25,7 +25,7 @@ from dastc.functional.prototypes import (
     Prototypes,
     _check_inputs,
     _per_frame,
-    refuse_nonfinite_features,
+    _refuse_nonfinite_features,
 )
 from dastc.typing import Features, LabelMap, Weights
 
@@ -99,5 +99,5 @@ def frame_mean_prototypes(
         per_frame = torch.where(has.unsqueeze(2), sums / safe.unsqueeze(2), 0.0)
         counts = has.to(feats.dtype).sum(0)
         vectors = per_frame.mean(0)
-    refuse_nonfinite_features(vectors, features)
+    _refuse_nonfinite_features(vectors, features)
     return Prototypes(vectors=vectors, counts=counts, present=counts > 0)

@@ -145,11 +145,11 @@ def _check_inputs(
     check_same_device(("features", features), ("labels", labels), ("weights", weights))
     # labels and weights are checked by _per_frame, at feature resolution: only the
     # pixels the op samples are read (a full-resolution int64 label map costs more to
-    # read than the op itself); features by refuse_nonfinite_features, on the result
+    # read than the op itself); features by _refuse_nonfinite_features, on the result
     return is_clip
 
 
-def refuse_nonfinite_features(result: Tensor, features: Tensor) -> None:
+def _refuse_nonfinite_features(result: Tensor, features: Tensor) -> None:
     """Raise the finite check's ``ValueError`` for ``features`` when NaN or inf reached
     ``result`` (the op's small output), instead of reading every feature up front."""
     if value_checks_enabled() and not bool(torch.isfinite(result).all()):
@@ -208,7 +208,7 @@ def class_sums(
     with torch.autocast(features.device.type, enabled=False):
         feats, idx, wt = _per_frame(features, labels, weights, num_classes, ignore_index)
         sums, counts = _class_sums_core(feats, idx, wt, num_classes)
-    refuse_nonfinite_features(sums, features)
+    _refuse_nonfinite_features(sums, features)
     return sums, counts
 
 

@@ -53,9 +53,14 @@ def _clip_weight(confidence: Tensor, threshold: float) -> Tensor:
     return frac.view(shape).expand(confidence.shape).contiguous()
 
 
-def _check_logits(logits: object, name: str) -> Tensor:
+def _check_logit_shape(logits: object, name: str) -> Tensor:
     logits = check_float(logits, name, ("B T K H W", "B K H W"))
     check_nonempty(logits, name)
+    return logits
+
+
+def _check_logits(logits: object, name: str) -> Tensor:
+    logits = _check_logit_shape(logits, name)
     check_finite(logits, name)
     return logits
 
@@ -102,8 +107,7 @@ def pseudo_label(logits: Tensor, threshold: float = 0.968) -> PseudoLabel:
         >>> pl.label.shape, pl.label.dtype, pl.weight.shape
         (torch.Size([2, 3, 8, 8]), torch.int64, torch.Size([2, 3, 8, 8]))
     """
-    logits = check_float(logits, "logits", ("B T K H W", "B K H W"))
-    check_nonempty(logits, "logits")
+    logits = _check_logit_shape(logits, "logits")  # finite values: on the confidences
     threshold = check_unit_interval(threshold, "threshold")
     blocked = (
         logits.device.type == "cpu"
