@@ -1,13 +1,15 @@
 """Timing, peak-memory and machine-description utilities for the dastc benchmarks.
 
-Timing: every candidate (the dastc op and its baselines) is called once to warm
+Timing: every candidate (the dastc op and its baselines) is called twice to warm
 up, then the candidates are run *interleaved*, one call of each per round, so
 that a change in machine load during the measurement hits all of them alike.
 The figure reported is the median over the rounds; on CUDA every call is
 bracketed by ``torch.cuda.synchronize()``. A candidate faster than
 ``min_sample_ms`` (2 ms) is called several times back to back in each round and
-its sample is the mean of those calls, so that a sub-millisecond figure does not
-rest on one call made right after another candidate's work. A candidate may have
+its sample is the mean of those calls, after one untimed call, so that a
+sub-millisecond figure does not rest on a call made right after another
+candidate's work (the first call after the plain-loop reference can take 30%
+longer than the next ones). A candidate may have
 an untimed ``setup`` that runs before each timed call (e.g. the forward pass
 whose backward is being timed).
 
@@ -79,7 +81,16 @@ class Stats:
 
 
 def _once(c: Candidate, device: torch.device, calls: int = 1) -> float:
-    """Mean ms of ``calls`` timed calls (each after its untimed setup)."""
+    """Mean ms of ``calls`` timed calls (each after its untimed setup).
+
+    With ``calls > 1`` (a candidate under ``min_sample_ms``) one untimed call
+    comes first, so that no timed call is the first after another candidate's work.
+    """
+    if calls > 1:
+        state = c.setup() if c.setup is not None else None
+        out = c.fn(state)
+        sync(device)
+        del out, state
     total = 0.0
     for _ in range(calls):
         state = c.setup() if c.setup is not None else None
@@ -99,24 +110,25 @@ def run_interleaved(
     budget_s: float = 2.0,
     min_runs: int = 3,
     max_runs: int = 30,
-    warmup: int = 1,
+    warmup: int = 2,
     min_sample_ms: float = 2.0,
 ) -> dict[str, Stats]:
     """Time candidates round-robin; return each one's median (and min) over its runs.
 
-    Each candidate is warmed up ``warmup`` times; the warm-up time ``t`` decides its
-    calls per run, ``ceil(min_sample_ms / t)`` (1 for anything slower than
-    ``min_sample_ms``; the run's figure is their mean), and its number of timed runs,
+    Each candidate is warmed up ``warmup`` times. Its fastest warm-up call ``t``
+    decides its calls per run, ``ceil(min_sample_ms / t)`` (1 for anything slower
+    than ``min_sample_ms``; the run's figure is their mean). The first call alone
+    would not do: it pays one-off costs (lazy initialisation, first allocations),
+    and an op would then get fewer calls per run than its twin with checks off
+    although both take the same time, and so more of the cost of a call made right
+    after another candidate's work. Its number of timed runs is
     ``clamp(budget_s / (calls * t), min_runs, max_runs)``. Round ``i`` runs every
     candidate that still needs a run, so slow candidates (plain loops) stop early
     while fast ones keep being interleaved with each other.
     """
     first: dict[str, float] = {}
     for c in candidates:
-        t = 0.0
-        for _ in range(max(1, warmup)):
-            t = _once(c, device)
-        first[c.name] = max(t, 1e-3)
+        first[c.name] = max(min(_once(c, device) for _ in range(max(1, warmup))), 1e-3)
     calls = {c.name: max(1, math.ceil(min_sample_ms / first[c.name])) for c in candidates}
     runs = {
         c.name: max(

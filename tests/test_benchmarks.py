@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,12 +108,22 @@ def test_timing_helpers() -> None:
         assert 3 <= st.runs <= 5 and st.runs == len(st.times_ms)
         assert st.min_ms <= st.median_ms
         assert st.calls_per_run >= 1
-        assert calls[name] == st.runs * st.calls_per_run + 1  # plus one warm-up call
+        rewarm = st.calls_per_run > 1  # an untimed call before each run of several calls
+        assert calls[name] == st.runs * (st.calls_per_run + rewarm) + 2  # + 2 warm-up calls
     assert stats["fast"].calls_per_run > 1  # far under 2 ms: several calls per run
     stats = run_interleaved(
         [Candidate("fast", fast)], torch.device("cpu"), budget_s=0.01, min_sample_ms=0.0
     )
     assert stats["fast"].calls_per_run == 1
+    first_call = [True]
+
+    def slow_first(_: object) -> None:  # a one-off cost on the first call only
+        if first_call[0]:
+            first_call[0] = False
+            time.sleep(0.01)
+
+    stats = run_interleaved([Candidate("lazy", slow_first)], torch.device("cpu"), budget_s=0.01)
+    assert stats["lazy"].calls_per_run > 1  # sized from the fast second warm-up call
     x = torch.ones(1 << 20)  # 4 MiB
     peak = peak_memory(Candidate("clone", lambda _: x.clone()), torch.device("cpu"))
     if peak is not None:  # /proc available
