@@ -135,7 +135,7 @@ def _plain_checks(pred: torch.Tensor, target: torch.Tensor, k: int, ignore: int)
     [
         "none", "label_k_pred_0", "label_k_pred_last", "label_minus_1", "label_minus_2",
         "label_huge", "label_minus_huge", "label_int64_max", "pred_k", "pred_minus_1",
-        "pred_huge", "both", "all_ignored", "label_ignore_plus_1",
+        "pred_huge", "both", "all_ignored", "label_ignore_plus_1", "label_ignore_minus_1",
     ],
 )  # fmt: skip
 def test_value_checks_fused_into_the_count_refuse_what_the_plain_checks_refuse(
@@ -161,6 +161,9 @@ def test_value_checks_fused_into_the_count_refuse_what_the_plain_checks_refuse(
         "pred_huge": [(pred, (0, 0, 0, 1), big)],
         "both": [(target, (0, 0, 0, 0), k + 3), (pred, (1, 1, 1, 1), -3)],
         "label_ignore_plus_1": [(target, (0, 0, 4, 4), ignore + 1)],
+        # below the ignore index: counted without the clamp (the labels' maximum is
+        # then the ignore index), so the bin range alone must refuse it
+        "label_ignore_minus_1": [(target, (1, 1, 3, 3), ignore - 1)],
     }
     for tensor, at, value in edits.get(bad, []):
         tensor[at] = value
