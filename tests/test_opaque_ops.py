@@ -128,3 +128,36 @@ def test_compiled_ops_call_the_eager_kernels() -> None:
         (want,) = torch.autograd.grad(protos(feats, ys), feats)
     torch.testing.assert_close(got, want)
     assert any("gather_class_rows" in s for s in backward_ops), backward_ops
+
+
+@pytest.mark.parametrize("kind", ["clip", "label", "mask", "flow", "half"])
+def test_clip_transform_op_is_the_eager_transform(kind: str) -> None:
+    """Compiled graphs call the clip transform as one custom op: equal to the eager
+    transform bit for bit, and ``opcheck`` passes (schema, fake shapes)."""
+    from dastc.functional.clip_augment import _apply_op, apply_clip_transform, draw_clip_transform
+
+    g = torch.Generator().manual_seed(5)
+    tf = draw_clip_transform(2, (12, 20), (8, 48), generator=g)  # crops rows, pads columns
+    x = {
+        "clip": lambda: torch.rand(2, 2, 3, 12, 20, generator=g),
+        "label": lambda: torch.randint(0, 9, (2, 2, 12, 20), generator=g),
+        "mask": lambda: torch.rand(2, 12, 20, generator=g) > 0.5,
+        "flow": lambda: torch.randn(2, 2, 2, 12, 20, generator=g),
+        "half": lambda: torch.rand(2, 3, 12, 20, generator=g).half(),
+    }[kind]()
+    mode = "flow" if kind == "flow" else None
+    fill = {"label": 2**60 + 1, "mask": 1}.get(kind)  # an int64 fill beyond float precision
+    want = apply_clip_transform(tf, x, mode=mode, fill=fill)
+    seen, got = _ops_in_graph(lambda t: apply_clip_transform(tf, t, mode=mode, fill=fill), x)
+    assert any("apply_clip_transform" in s for s in seen), seen
+    assert got.dtype == want.dtype and torch.equal(got, want)
+    if kind == "label":
+        assert (got == 2**60 + 1).any()  # the padding kept its exact value
+    is_float = x.is_floating_point()
+    args = (
+        x, tf.size, tf.offset, tf.flip, list(tf.in_size), list(tf.out_size),
+        mode or ("bilinear" if is_float else "nearest"),
+        0.0 if not is_float else float(fill or 0), 0 if is_float else int(fill or 255),
+    )  # fmt: skip
+    assert torch.equal(_apply_op(*args), want)
+    torch.library.opcheck(_apply_op, args)
