@@ -128,11 +128,28 @@ def record_ddp(tmp: Path, tries: int = 2) -> dict[str, Any]:
     raise RuntimeError("\n".join(failures))
 
 
+def _cpu_vendor() -> str:
+    """``vendor_id`` of ``/proc/cpuinfo`` (``GenuineIntel``, ``AuthenticAMD``), or ``unknown``.
+
+    The same kernel set (e.g. AVX512) rounds differently on the two vendors: MKL picks
+    its code paths by vendor too.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def machine() -> dict[str, str]:
     """What float results depend on: torch's version and the CPU kernels it picks."""
     return {
         "torch": torch.__version__.split("+")[0],
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_vendor": _cpu_vendor(),
         "machine": platform.machine(),
     }
 

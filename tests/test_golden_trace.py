@@ -4,7 +4,8 @@ Every method, every ablation switch, the adaptation options, ``--clip-len 3``
 and the 2-process DDP run (see ``tests/golden_trace.py``): per-iteration
 history of every logged quantity, final student/teacher mIoU and a fingerprint
 of the final weights. Exact on the machine kind the trace was recorded on
-(same torch version and CPU kernel set); elsewhere float rounding may differ,
+(same torch version, CPU kernel set and CPU vendor: an Intel and an AMD CPU with
+the same AVX512 kernels round differently); elsewhere float rounding may differ,
 and the comparison allows 1e-4 relative.
 """
 
