@@ -86,19 +86,16 @@ def _once(c: Candidate, device: torch.device, calls: int = 1) -> float:
     With ``calls > 1`` (a candidate under ``min_sample_ms``) one untimed call
     comes first, so that no timed call is the first after another candidate's work.
     """
-    if calls > 1:
-        state = c.setup() if c.setup is not None else None
-        out = c.fn(state)
-        sync(device)
-        del out, state
+    untimed = 1 if calls > 1 else 0
     total = 0.0
-    for _ in range(calls):
+    for i in range(untimed + calls):
         state = c.setup() if c.setup is not None else None
         sync(device)
         t0 = time.perf_counter()
         out = c.fn(state)
         sync(device)
-        total += time.perf_counter() - t0
+        if i >= untimed:
+            total += time.perf_counter() - t0
         del out, state
     return total / calls * 1e3
 
